@@ -1,0 +1,35 @@
+"""Defaults for the clustering step, in one frozen dataclass.
+
+`cluster/` knows nothing of models or training, so its settings live here rather than in
+`pauc_ray.config`; that module nests this one so a run's config still has one source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KMeansConfig:
+    """Multi-K faiss k-means settings (PCL's defaults: 20 iterations, 5 restarts).
+
+    Attributes:
+        num_clusters: the K of each clustering, e.g. ``(2500, 5000, 10000)`` (paper, Sec. 5.1).
+        niter: Lloyd iterations per restart.
+        nredo: restarts; the one with the lowest inertia is kept.
+        seed: base seed; clustering ``m`` uses ``seed + m`` so the K's are independent.
+        min_points_per_centroid: faiss warns below this many points per centroid.
+        max_points_per_centroid: faiss subsamples the training set above ``K * this``.
+        concentration_mean: the concentrations ``phi`` are rescaled to this mean (PCL sets it
+            to the InfoNCE temperature ``tau``).
+        use_gpu: ``None`` picks the GPU index when faiss sees a GPU; ``True``/``False`` force it.
+    """
+
+    num_clusters: tuple[int, ...] = (2500, 5000, 10000)
+    niter: int = 20
+    nredo: int = 5
+    seed: int = 0
+    min_points_per_centroid: int = 3
+    max_points_per_centroid: int = 1000
+    concentration_mean: float = 0.2
+    use_gpu: bool | None = None
