@@ -1,14 +1,26 @@
-"""Clustering for PAUC: multi-K faiss k-means over momentum features (no models, no training)."""
+"""Clustering for PAUC: multi-K faiss k-means over momentum features (no models, no training).
 
-from cluster.concentration import concentration
-from cluster.config import KMeansConfig
-from cluster.kmeans import cluster_features
-from cluster.result import ClusterResult, MultiClusterResult
+Exports are loaded lazily so that ``cluster.config`` (imported by ``pauc_ray.config``, and so by
+the loss modules) never pulls in faiss.
+"""
 
-__all__ = [
-    "ClusterResult",
-    "KMeansConfig",
-    "MultiClusterResult",
-    "cluster_features",
-    "concentration",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ClusterResult": "cluster.result",
+    "MultiClusterResult": "cluster.result",
+    "KMeansConfig": "cluster.config",
+    "cluster_features": "cluster.kmeans",
+    "concentration": "cluster.concentration_estimate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'cluster' has no attribute {name!r}")

@@ -4,7 +4,7 @@ For each ``K`` in ``KMeansConfig.num_clusters`` (clustering ``m`` seeded ``seed 
 trains Euclidean k-means (``IndexFlatL2``, the GPU flat index when asked for or when faiss sees a
 GPU), then one search of all points against the trained centroids gives both the final
 assignments and the squared distances behind the inertia and the concentrations ``phi``
-(:mod:`cluster.concentration`). Centroids are returned L2-normalised (the prototypes of Eq. 2);
+(:mod:`cluster.concentration_estimate`). Centroids are returned L2-normalised (the prototypes of Eq. 2);
 distances, inertia and ``phi`` use the raw centroids, as PCL's code does.
 
 Points are sorted by id first, so the result does not depend on the order in which workers'
@@ -32,7 +32,7 @@ import time
 import faiss
 import numpy as np
 
-from cluster.concentration import concentration
+from cluster.concentration_estimate import concentration
 from cluster.config import KMeansConfig
 from cluster.result import ClusterResult, MultiClusterResult
 

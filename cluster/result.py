@@ -36,7 +36,7 @@ class ClusterResult:
             divided by their norms).
         assignments: (N,) int64 cluster of each point, aligned with the sorted ids of the
             :class:`MultiClusterResult` holding this result.
-        concentration: (K,) float32 ``phi`` of Eq. 2 (see :mod:`cluster.concentration`).
+        concentration: (K,) float32 ``phi`` of Eq. 2 (see :mod:`cluster.concentration_estimate`).
         counts: (K,) int64 members per cluster (zero for an empty cluster).
         inertia: sum over points of the squared L2 distance to the raw, unnormalised centroid
             of their cluster (the k-means objective), in squared feature units.

@@ -15,3 +15,25 @@ def generator() -> torch.Generator:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the whole test run (started on first use).
+
+    Four logical CPUs on this 2-core machine: train workers take fractions of a CPU and Ray
+    Data's read tasks need whole ones, and with only the physical count the two starve each
+    other (shared/RAY-NOTES.md).
+    """
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=4,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}},
+        )
+    yield ray
+    ray.shutdown()
