@@ -43,10 +43,10 @@ def knn_classify(
         temperature: vote weight ``exp(similarity / temperature)``.
         chunk_size: test points per similarity block (bounds memory at chunk x N).
     """
-    xtr = F.normalize(torch.as_tensor(np.asarray(train_features), dtype=torch.float32), dim=1)
-    xte = F.normalize(torch.as_tensor(np.asarray(test_features), dtype=torch.float32), dim=1)
-    ytr = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
-    yte = torch.as_tensor(np.asarray(test_labels), dtype=torch.long)
+    xtr = F.normalize(torch.tensor(np.asarray(train_features), dtype=torch.float32), dim=1)
+    xte = F.normalize(torch.tensor(np.asarray(test_features), dtype=torch.float32), dim=1)
+    ytr = torch.tensor(np.asarray(train_labels), dtype=torch.long)
+    yte = torch.tensor(np.asarray(test_labels), dtype=torch.long)
     if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
         raise ValueError(
             f"train_features and test_features must be (N, D) and (M, D), got "
