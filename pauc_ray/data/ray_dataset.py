@@ -1,0 +1,155 @@
+"""Reading a prepared split through Ray Data (for Ray Train's ``datasets=``).
+
+Resources: on a small machine the training workers hold fractional CPUs (0.5 each on 2 cores),
+and a Ray Data task that asks for a whole CPU then waits forever ("Cluster resources are not
+enough", shared/RAY-NOTES.md). ``ray.data.read_parquet`` (ray 2.60) starts with a ``ListFiles``
+task that always asks for one whole CPU, whatever ``num_cpus`` the read is given: measured on
+``ray.init(num_cpus=2)``, a TorchTrainer of 2 workers x 0.5 CPU over ``read_parquet`` runs, one
+of 3 workers x 0.5 CPU hangs (0.5 CPU left). The default reader here (``reader="tasks"``)
+therefore starts from the file list in memory (``ray.data.from_items``, no task) and reads and
+decodes each file in a task of ``num_cpus=0.25``, streaming it by row groups; the same
+3 x 0.5 trainer then runs. ``reader="parquet"`` uses ``read_parquet`` (projection pushed
+into the read, decode fused into the read tasks) where a whole CPU is always free. Either
+way, leave at least ``num_cpus`` (0.25) logical CPU unclaimed by the train workers (4 workers
+x 0.5 on 2 CPUs leaves none, and nothing is read).
+
+Output rows: ``id`` int64, ``label`` int64 (-1 when the split is unlabelled), and ``image``
+uint8 (C, H, W) or ``x`` float32 (dim,); batches of them stack to (B, C, H, W) and (B, dim).
+Row order follows the files (ids ascending within each); shuffle in the consumer, e.g.
+``iter_torch_batches(local_shuffle_buffer_size=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+from pauc_ray.data.image_codec import decode_images
+from pauc_ray.data.parquet_io import (
+    DatasetInfo,
+    read_dataset_info,
+    sample_column,
+    split_files,
+    vectors_from_arrow,
+)
+
+__all__ = ["READERS", "RayReadConfig", "decode_batch", "read_split"]
+
+
+READERS = ("tasks", "parquet")
+
+
+@dataclass(frozen=True)
+class RayReadConfig:
+    """Ray Data settings of ``read_split``.
+
+    Attributes:
+        num_cpus: logical CPUs each read/decode task asks for. Small so that the tasks fit
+            next to fractional train workers; decoding 28x28 PNGs is light.
+        batch_size: rows per decode call (one Python loop over Pillow per batch).
+        reader: ``"tasks"`` (default: never asks for a whole CPU) or ``"parquet"``
+            (``ray.data.read_parquet``; its file listing takes one whole CPU), see above.
+    """
+
+    num_cpus: float = 0.25
+    batch_size: int = 256
+    reader: str = "tasks"
+
+    def __post_init__(self) -> None:
+        if self.num_cpus <= 0:
+            raise ValueError(f"num_cpus must be > 0, got {self.num_cpus}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.reader not in READERS:
+            raise ValueError(f"reader must be one of {READERS}, got {self.reader!r}")
+
+
+def decode_batch(batch: pa.Table, info: DatasetInfo) -> dict[str, np.ndarray]:
+    """Decodes one Arrow batch of stored rows.
+
+    Args:
+        batch: rows with ``id``, ``image`` (bytes) or ``x`` (list<float>), optional ``label``.
+        info: the dataset's ``dataset.json``.
+
+    Returns:
+        ``{"id": (B,) int64, "label": (B,) int64, "image": (B, C, H, W) uint8}`` for images,
+        ``"x": (B, dim) float32`` instead of ``"image"`` for vectors.
+    """
+    ids = batch.column("id").to_numpy().astype(np.int64, copy=False)
+    if "label" in batch.column_names:
+        labels = batch.column("label").to_numpy().astype(np.int64, copy=False)
+    else:
+        labels = np.full(len(ids), -1, dtype=np.int64)
+    out = {"id": ids, "label": labels}
+    if info.kind == "image":
+        out["image"] = decode_images(
+            batch.column("image").to_pylist(), info.channels, info.height, info.width
+        )
+    else:
+        out["x"] = vectors_from_arrow(batch.column("x"), info.dim)
+    return out
+
+
+def _read_files(
+    batch: dict[str, np.ndarray], info: DatasetInfo, columns: list[str], batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Reads and decodes the Parquet files named in ``batch["path"]``, ``batch_size`` rows
+    at a time (only that many encoded rows are held at once)."""
+    for path in batch["path"]:
+        parquet = pq.ParquetFile(str(path))
+        for record_batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+            yield decode_batch(pa.Table.from_batches([record_batch]), info)
+
+
+def read_split(
+    directory: str | Path,
+    split: str,
+    config: RayReadConfig = RayReadConfig(),
+    info: DatasetInfo | None = None,
+) -> ray.data.Dataset:
+    """A lazy Ray Dataset of the decoded split.
+
+    Args:
+        directory: a prepared dataset folder (``validate_dataset`` it first); on a cluster of
+            several nodes it must be visible to every node at the same path.
+        split: e.g. ``"train"``.
+        config: CPUs per task, decode batch size, reader.
+        info: ``dataset.json`` contents, read from ``directory`` when ``None``.
+
+    Returns:
+        Rows of ``id``, ``label`` and ``image`` (uint8 C, H, W) or ``x`` (float32 dim).
+
+    Example:
+        >>> ds = read_split("data/fashion-mnist", "train")  # doctest: +SKIP
+        >>> trainer = TorchTrainer(loop, datasets={"train": ds}, ...)  # doctest: +SKIP
+    """
+    info = info or read_dataset_info(directory)
+    files = [str(f) for f in split_files(directory, split)]
+    names = pq.read_schema(files[0]).names
+    columns = ["id", sample_column(info)] + (["label"] if "label" in names else [])
+    if config.reader == "tasks":
+        listing = ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files))
+        return listing.map_batches(
+            _read_files,
+            fn_kwargs={"info": info, "columns": columns, "batch_size": config.batch_size},
+            batch_size=1,
+            batch_format="numpy",
+            num_cpus=config.num_cpus,
+        )
+    dataset = ray.data.read_parquet(files, num_cpus=config.num_cpus).select_columns(columns)
+    # Arrow in, numpy out: in "numpy" format a fixed-size list column arrives as an object
+    # array of per-row arrays; Arrow flattens it without a per-row copy.
+    return dataset.map_batches(
+        decode_batch,
+        fn_kwargs={"info": info},
+        batch_format="pyarrow",
+        batch_size=config.batch_size,
+        num_cpus=config.num_cpus,
+        udf_modifying_row_count=False,
+    )
