@@ -45,6 +45,14 @@ class LossConfig:
     corr_temperature: float = 0.1
     warmup_epochs: int = 2
 
+    def __post_init__(self) -> None:
+        for name in ("temperature", "uniform_t", "corr_temperature", "align_exponent"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"loss.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("alpha", "beta", "gamma", "num_negative_prototypes", "warmup_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+
 
 @dataclass(frozen=True)
 class NEMDConfig:

@@ -24,6 +24,9 @@ class MoCo(nn.Module):
         encoder: maps a batch of inputs to ``(B, D)`` features; it is deep-copied for ``f_k``.
         queue_size: ``R`` keys kept as InfoNCE negatives (Eq. 1); 0 disables the queue.
         momentum: ``m`` in ``theta_k <- m theta_k + (1 - m) theta_q``.
+        bn_groups: the ghost-batch groups of the encoders' BatchNorm layers
+            (:class:`~pauc_ray.model.backbones.GhostBatchNorm2d`); in training the key batch
+            is shuffled before the key encoder and unshuffled after (MoCo's shuffle-BN).
 
     Example:
         >>> model = MoCo(nn.Linear(3, 2), queue_size=8)
@@ -35,8 +38,17 @@ class MoCo(nn.Module):
     queue_ptr: torch.Tensor
     queue_filled: torch.Tensor
 
-    def __init__(self, encoder: nn.Module, queue_size: int, momentum: float = 0.999) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        queue_size: int,
+        momentum: float = 0.999,
+        bn_groups: int = 1,
+    ) -> None:
         super().__init__()
+        if bn_groups < 1:
+            raise ValueError(f"bn_groups must be >= 1, got {bn_groups}")
+        self.bn_groups = bn_groups
         if queue_size < 0:
             raise ValueError(f"queue_size must be >= 0, got {queue_size}")
         if not 0.0 <= momentum <= 1.0:
@@ -64,11 +76,26 @@ class MoCo(nn.Module):
     def embedding_dim(self) -> int:
         return int(self.queue.shape[1])
 
-    def forward(self, x_q: torch.Tensor, x_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ``q = normalize(f_q(x_q))`` (B, D) with grad and ``k`` (B, D) without."""
-        q = F.normalize(self.encoder_q(x_q), dim=1)
+    def forward(
+        self, x_q: torch.Tensor, x_k: torch.Tensor, query_encoder: nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``q = normalize(f_q(x_q))`` (B, D) with grad and ``k`` (B, D) without.
+
+        ``query_encoder`` replaces ``f_q`` for the forward pass only, e.g. a
+        DistributedDataParallel wrapper of it (so only ``f_q``'s gradients are all-reduced).
+        """
+        q = F.normalize((query_encoder or self.encoder_q)(x_q), dim=1)
         with torch.no_grad():
-            k = F.normalize(self.encoder_k(x_k), dim=1)
+            if self.training and self.bn_groups > 1:
+                # MoCo's shuffle-BN inside one worker: keys are normalised in ghost groups
+                # of a random permutation, so a key's BatchNorm statistics come from another
+                # subset of the batch than its query's.
+                perm = torch.randperm(x_k.shape[0], device=x_k.device)
+                k = torch.empty_like(k_out := self.encoder_k(x_k[perm]))
+                k[perm] = k_out
+            else:
+                k = self.encoder_k(x_k)
+            k = F.normalize(k, dim=1)
         return q, k
 
     @torch.no_grad()

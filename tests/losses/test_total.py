@@ -257,16 +257,6 @@ def _bad_cases(sets):
     good = sets[0]
     return [
         ({"method": "simclr"}, "method"),
-        ({"config": dataclasses.replace(CONFIG, alpha=-1.0)}, "config.alpha"),
-        ({"config": dataclasses.replace(CONFIG, gamma=-0.1)}, "config.gamma"),
-        ({"config": dataclasses.replace(CONFIG, temperature=0.0)}, "config.temperature"),
-        ({"config": dataclasses.replace(CONFIG, uniform_t=-1.0)}, "config.uniform_t"),
-        ({"config": dataclasses.replace(CONFIG, corr_temperature=0.0)}, "config.corr_temperature"),
-        ({"config": dataclasses.replace(CONFIG, align_exponent=0.0)}, "config.align_exponent"),
-        (
-            {"config": dataclasses.replace(CONFIG, num_negative_prototypes=-1)},
-            "config.num_negative_prototypes",
-        ),
         ({"prototype_sets": []}, "prototype_sets"),
         (
             {"prototype_sets": [(good.prototypes, good.concentration, good.assignment)]},
@@ -291,6 +281,23 @@ def _bad_cases(sets):
         ({"k": torch.zeros(3, 6, dtype=torch.float64)}, "k"),
         ({"queue": torch.zeros(5, 2, dtype=torch.float64)}, "queue"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("change", "name"),
+    [
+        ({"alpha": -1.0}, "alpha"),
+        ({"gamma": -0.1}, "gamma"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"uniform_t": -1.0}, "uniform_t"),
+        ({"corr_temperature": 0.0}, "corr_temperature"),
+        ({"align_exponent": 0.0}, "align_exponent"),
+        ({"num_negative_prototypes": -1}, "num_negative_prototypes"),
+    ],
+)
+def test_bad_config_is_refused_when_built(change, name):
+    with pytest.raises(ValueError, match=rf"loss\.{name}\b"):
+        dataclasses.replace(CONFIG, **change)
 
 
 def test_bad_arguments(generator):

@@ -71,3 +71,30 @@ def test_bad_arguments():
         MoCo(MLPEncoder(3, 4), queue_size=4, momentum=1.5)
     with pytest.raises(ValueError, match="x must be"):
         MLPEncoder(3, 4)(torch.randn(2, 5))
+
+
+def test_shuffle_bn_keys_follow_their_samples():
+    from pauc_ray.model.backbones import EncoderSpec, GhostBatchNorm2d, build_encoder
+
+    torch.manual_seed(0)
+    spec = EncoderSpec("resnet18", "image", (1, 8, 8), embedding_dim=16, bn_groups=2)
+    encoder = build_encoder(spec)
+    assert any(isinstance(m, GhostBatchNorm2d) for m in encoder.modules())
+    model = MoCo(encoder, 16, bn_groups=2)
+    x = torch.randn(8, 1, 8, 8)
+    model.eval()  # eval: no batch statistics, so the shuffle must be invisible
+    q, k = model(x, x)
+    torch.testing.assert_close(q, k)
+    model.train()
+    q, k = model(x, x)
+    assert not torch.allclose(q, k)  # other statistics for keys than for queries
+    assert q.shape == k.shape == (8, 16)
+
+
+def test_ghost_batch_norm_equals_batch_norm_per_group():
+    from pauc_ray.model.backbones import GhostBatchNorm2d
+
+    ghost = GhostBatchNorm2d(3, groups=2)
+    x = torch.randn(8, 3, 4, 4)
+    want = torch.cat([torch.nn.BatchNorm2d(3)(x[:4]), torch.nn.BatchNorm2d(3)(x[4:])])
+    torch.testing.assert_close(ghost(x), want)
