@@ -1,0 +1,291 @@
+"""The paper's tiny experiment (Sec. 3, Fig. 2): MoCo vs PCL vs PAUC on 3-D Gaussian blobs.
+
+Each method trains an MLP encoder into the 2-D unit circle on 1000 samples per class, with the
+same step and loss code as the Ray trainer (:func:`pauc_ray.step.train_step`). After training,
+the query encoder's embedding is clustered into ``classes`` prototypes, and from that
+assignment the NEMD report (Eq. 3) is computed; a weighted kNN on the embedding measures how
+much class information survived.
+
+Run: ``python -m pauc_ray.experiments.blobs --out runs/blobs``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from cluster.kmeans import cluster_features
+from pauc_ray.config import KMeansConfig, LossConfig, NEMDConfig
+from pauc_ray.data.blobs import BlobData, make_blob_data
+from pauc_ray.evaluation.knn import knn_classify
+from pauc_ray.model import MLPEncoder, MoCo
+from pauc_ray.nemd import nemd_report
+from pauc_ray.prototypes import EpochPrototypes
+from pauc_ray.schedule import step_learning_rate
+from pauc_ray.step import train_step
+
+log = logging.getLogger(__name__)
+
+METHODS = ("moco", "pcl", "pauc")
+
+
+@dataclass(frozen=True)
+class BlobExperimentConfig:
+    """Settings of the blob experiment; the loss, k-means and NEMD defaults are the project's.
+
+    Attributes:
+        classes: class counts to run (paper: 10, 20, 30, 40, 50).
+        methods: which of ``moco``, ``pcl``, ``pauc``.
+        seeds: seeds ``0..seeds-1`` (data, initialisation, batches, sampling).
+        epochs: training epochs per run.
+        samples_per_class: paper: 1000.
+        batch_size: samples per step.
+        lr: SGD learning rate (paper's schedule: x0.1 at 60% and 80% of the epochs).
+        queue_size: MoCo queue ``r`` (clipped to half the data).
+        moco_momentum: key-encoder momentum.
+        jitter: standard deviation of the Gaussian noise making the two views (standardised
+            units; the blobs' own spread is about 0.1-0.3 there).
+        hidden: MLP hidden widths.
+        cluster_multiples: each epoch's clusterings use K = multiple x classes.
+        knn_k: neighbours of the kNN evaluation.
+    """
+
+    classes: tuple[int, ...] = (10, 20, 30, 40, 50)
+    methods: tuple[str, ...] = METHODS
+    seeds: int = 1
+    epochs: int = 20
+    samples_per_class: int = 1000
+    batch_size: int = 256
+    lr: float = 0.03
+    queue_size: int = 4096
+    moco_momentum: float = 0.99
+    jitter: float = 0.05
+    hidden: tuple[int, ...] = (128, 128)
+    cluster_multiples: tuple[int, ...] = (1, 2)
+    knn_k: int = 20
+    loss: LossConfig = field(default_factory=lambda: LossConfig(warmup_epochs=2))
+    nemd: NEMDConfig = field(default_factory=NEMDConfig)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    row: dict
+    embedding: np.ndarray  # (N, 2) unit vectors
+    labels: np.ndarray  # (N,)
+    assignment: np.ndarray  # (N,) prototype of each point, from which NEMD was computed
+
+
+def _kmeans_config(classes: int, multiples: Sequence[int], seed: int, tau: float):
+    return KMeansConfig(
+        num_clusters=tuple(m * classes for m in multiples),
+        niter=20,
+        nredo=1,
+        seed=seed,
+        concentration_mean=tau,
+        use_gpu=False,
+    )
+
+
+@torch.no_grad()
+def _embed(encoder: torch.nn.Module, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    encoder.eval()
+    out = torch.cat(
+        [F.normalize(encoder(x[i : i + batch]), dim=1) for i in range(0, len(x), batch)]
+    )
+    encoder.train()
+    return out
+
+
+def train_blobs(
+    data: BlobData, method: str, seed: int, config: BlobExperimentConfig, progress: bool = True
+) -> MoCo:
+    """Trains one method on one blob dataset; returns the MoCo pair."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(np.array(data.x))
+    n = len(x)
+    model = MoCo(
+        MLPEncoder(x.shape[1], embedding_dim=2, hidden=config.hidden),
+        queue_size=min(config.queue_size, n // 2),
+        momentum=config.moco_momentum,
+    )
+    optimizer = torch.optim.SGD(
+        model.encoder_q.parameters(), lr=config.lr, momentum=0.9, weight_decay=1e-4
+    )
+    ids = torch.from_numpy(np.array(data.ids))
+    epochs = tqdm(
+        range(config.epochs),
+        desc=f"{method} C={data.num_classes} s={seed}",
+        leave=False,
+        disable=not progress,
+    )
+    for epoch in epochs:
+        lr = step_learning_rate(epoch, base_lr=config.lr, epochs=config.epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        warmup = method == "moco" or epoch < config.loss.warmup_epochs
+        prototypes = None
+        if not warmup:
+            features = _embed(model.encoder_k, x).numpy()
+            result = cluster_features(
+                features,
+                data.ids,
+                _kmeans_config(
+                    data.num_classes,
+                    config.cluster_multiples,
+                    seed * 1000 + epoch,
+                    config.loss.temperature,
+                ),
+            )
+            prototypes = EpochPrototypes.from_result(result)
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - 1, config.batch_size):
+            batch_ids = ids[order[start : start + config.batch_size]]
+            xb = x[batch_ids]
+            x_q = xb + config.jitter * torch.randn(xb.shape, generator=generator)
+            x_k = xb + config.jitter * torch.randn(xb.shape, generator=generator)
+            out = train_step(
+                model,
+                x_q,
+                x_k,
+                optimizer,
+                prototypes.for_batch(batch_ids) if prototypes is not None else [],
+                method=method,
+                loss_config=config.loss,
+                warmup=warmup,
+                generator=generator,
+            )
+        epochs.set_postfix(loss=f"{out.total.item():.3f}")
+    return model
+
+
+def run_one(classes: int, method: str, seed: int, config: BlobExperimentConfig) -> RunResult:
+    """Trains, embeds, clusters into ``classes`` prototypes, and measures NEMD and kNN."""
+    start = time.perf_counter()
+    data = make_blob_data(classes, config.samples_per_class, seed=seed)
+    model = train_blobs(data, method, seed, config)
+    embedding = _embed(model.encoder_q, torch.from_numpy(np.array(data.x))).numpy()
+    final = cluster_features(
+        embedding, data.ids, _kmeans_config(classes, (1,), seed, config.loss.temperature)
+    )
+    assignment = np.array(final.clusterings[0].assignments)
+    report = nemd_report(embedding, assignment, config.nemd)
+    # kNN: even-indexed samples are the labelled memory, odd-indexed ones the held-out half.
+    knn = knn_classify(
+        embedding[0::2], data.labels[0::2], embedding[1::2], data.labels[1::2], k=config.knn_k
+    )
+    row = {
+        "classes": classes,
+        "method": method,
+        "seed": seed,
+        "nemd": report.nemd,
+        "nemd_nn": report.nemd_nn,
+        "knn_top1": knn.top1,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return RunResult(row, embedding, np.array(data.labels), assignment)
+
+
+def summarize(rows: Sequence[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds per (classes, method)."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["classes"], row["method"]), []).append(row)
+    summary = []
+    for (classes, method), group in sorted(groups.items()):
+        entry = {"classes": classes, "method": method, "seeds": len(group)}
+        for key in ("nemd", "nemd_nn", "knn_top1"):
+            values = np.array([g[key] for g in group], dtype=float)
+            entry[f"{key}_mean"] = float(values.mean())
+            entry[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        summary.append(entry)
+    return summary
+
+
+def format_table(summary: Sequence[dict]) -> str:
+    lines = [
+        "| classes | method | seeds | NEMD | NEMD-nn | kNN top-1 (%) |",
+        "|---:|---|---:|---|---|---|",
+    ]
+    for s in summary:
+        lines.append(
+            f"| {s['classes']} | {s['method']} | {s['seeds']} "
+            f"| {s['nemd_mean']:.4f} ± {s['nemd_std']:.4f} "
+            f"| {s['nemd_nn_mean']:.4f} ± {s['nemd_nn_std']:.4f} "
+            f"| {s['knn_top1_mean']:.2f} ± {s['knn_top1_std']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    d = BlobExperimentConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m pauc_ray.experiments.blobs",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--classes", type=int, nargs="+", default=list(d.classes))
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(d.methods))
+    p.add_argument("--seeds", type=int, default=d.seeds, help="runs seeds 0..N-1")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--samples-per-class", type=int, default=d.samples_per_class)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.seeds < 1 or args.epochs < 1 or min(args.classes) < 2:
+        print("error: --seeds and --epochs must be >= 1 and --classes >= 2", file=sys.stderr)
+        return 2
+    config = dataclasses.replace(
+        BlobExperimentConfig(),
+        classes=tuple(args.classes),
+        methods=tuple(args.methods),
+        seeds=args.seeds,
+        epochs=args.epochs,
+        samples_per_class=args.samples_per_class,
+    )
+    out: Path = args.out
+    (out / "embeddings").mkdir(parents=True, exist_ok=True)
+    jobs = [(c, m, s) for s in range(config.seeds) for c in config.classes for m in config.methods]
+    rows, results = [], {}
+    for classes, method, seed in tqdm(jobs, desc="blob runs", disable=args.quiet):
+        result = run_one(classes, method, seed, config)
+        rows.append(result.row)
+        results[(classes, method, seed)] = result
+        np.savez(
+            out / "embeddings" / f"{method}_{classes}_{seed}.npz",
+            embedding=result.embedding,
+            label=result.labels,
+            assignment=result.assignment,
+        )
+        (out / "results.json").write_text(json.dumps(rows, indent=2))
+    summary = summarize(rows)
+    (out / "summary.json").write_text(
+        json.dumps({"config": dataclasses.asdict(config), "summary": summary}, indent=2)
+    )
+    from pauc_ray.experiments.blob_figure import draw_blob_figure
+
+    draw_blob_figure(results, config, out / "figure.png")
+    print(format_table(summary))
+    print(f"\nwrote {out / 'results.json'}, {out / 'figure.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
