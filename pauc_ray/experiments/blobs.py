@@ -171,11 +171,13 @@ def train_blobs(
     return model
 
 
-def run_one(classes: int, method: str, seed: int, config: BlobExperimentConfig) -> RunResult:
+def run_one(
+    classes: int, method: str, seed: int, config: BlobExperimentConfig, progress: bool = False
+) -> RunResult:
     """Trains, embeds, clusters into ``classes`` prototypes, and measures NEMD and kNN."""
     start = time.perf_counter()
     data = make_blob_data(classes, config.samples_per_class, seed=seed)
-    model = train_blobs(data, method, seed, config)
+    model = train_blobs(data, method, seed, config, progress=progress)
     embedding = _embed(model.encoder_q, torch.from_numpy(np.array(data.x))).numpy()
     final = cluster_features(
         embedding, data.ids, _kmeans_config(classes, (1,), seed, config.loss.temperature)
@@ -265,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = [(c, m, s) for s in range(config.seeds) for c in config.classes for m in config.methods]
     rows, results = [], {}
     for classes, method, seed in tqdm(jobs, desc="blob runs", disable=args.quiet):
-        result = run_one(classes, method, seed, config)
+        result = run_one(classes, method, seed, config, progress=not args.quiet)
         rows.append(result.row)
         results[(classes, method, seed)] = result
         np.savez(

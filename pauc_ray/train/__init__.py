@@ -1,0 +1,1 @@
+"""Distributed PAUC pretraining on Ray Train (``python -m pauc_ray.train``)."""

@@ -1,0 +1,55 @@
+"""``python -m pauc_ray.train``: PAUC / PCL / MoCo pretraining on Ray Train.
+
+With no arguments: PAUC on scikit-learn's digits, 2 workers, on a local Ray (started if none
+runs). On a cluster: ``ray job submit --working-dir . -- python -m pauc_ray.train ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from pauc_ray.data import DatasetError
+from pauc_ray.train.config import TrainConfig, build_parser, config_from_args, from_dict, merge
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.resume:
+            from pauc_ray.train.run_files import RunFiles
+
+            saved = RunFiles(args.resume).config
+            if not saved.is_file():
+                raise ValueError(f"--resume {args.resume}: no config.json there (not a run folder)")
+            base = json.loads(saved.read_text())
+            flags = config_from_args(args).to_dict()
+            defaults = TrainConfig().to_dict()
+            changed = {k: v for k, v in flags.items() if v != defaults.get(k)}
+            config = from_dict(TrainConfig, merge(base, changed))
+        else:
+            config = config_from_args(args)
+    except (ValueError, DatasetError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+
+    from pauc_ray.train.driver import init_ray, run_training
+
+    init_ray()
+    try:
+        summary = run_training(config, resume=args.resume)
+    except (ValueError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    print(f"summary: {summary['run_dir']}/summary.json")
+    return 0 if summary["error"] is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

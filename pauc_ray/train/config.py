@@ -1,0 +1,308 @@
+"""The training run's configuration: one frozen dataclass, with YAML and the CLI as views.
+
+``TrainConfig`` nests the method's defaults (:mod:`pauc_ray.config`), k-means
+(:class:`cluster.config.KMeansConfig`), NEMD and augmentation settings. ``--config FILE.yaml``
+gives any subset of fields (nested sections as mappings); CLI flags override it; the resolved
+config is saved with the run as ``config.json`` and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cluster.config import KMeansConfig
+from pauc_ray.config import LossConfig, NEMDConfig
+from pauc_ray.data.augment import AugmentConfig
+
+METHODS = ("moco", "pcl", "pauc")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of ``python -m pauc_ray.train`` (defaults: the paper's where it has one).
+
+    Attributes:
+        dataset: ``digits``, ``fashion-mnist``, ``blobs``, ``imagefolder:PATH`` (prepared
+            into ``data_dir`` on first use) or ``parquet:PATH`` (a folder written by
+            ``python -m pauc_ray.data prepare``).
+        data_dir: where prepared datasets are kept.
+        method: ``moco`` (InfoNCE), ``pcl`` (+ ProtoNCE) or ``pauc`` (+ p-align, p-uniform,
+            p-corr), Eq. 7.
+        epochs: training epochs.
+        batch_size: global batch; each of W workers takes ``batch_size // W`` (rounded down
+            to a multiple of ``bn_groups``), so it stays fixed when W changes.
+        workers: ``"N"`` or ``"MIN:MAX"`` (elastic: starts with what fits, at least MIN).
+        cpus_per_worker: logical CPUs per worker; fractions leave room for Ray Data's tasks.
+        use_gpu: one GPU per worker; None: when the cluster has GPUs.
+        backbone: ``resnet18``, ``resnet50``, ``mlp`` or ``auto`` (resnet18 for images, mlp
+            for vectors).
+        embedding_dim: L2-normalised output size (paper: 128).
+        bn_groups: ghost BatchNorm groups for MoCo's shuffle-BN within a worker.
+        queue_size: MoCo queue ``r``; clipped to half the training set (a longer queue would
+            hold stale copies of the same samples).
+        moco_momentum: key encoder momentum (MoCo: 0.999).
+        lr, sgd_momentum, weight_decay: SGD (paper: 0.03, 0.9, 1e-4).
+        lr_milestones: fractions of the epochs where the rate is multiplied by 0.1 (paper:
+            epochs 120 and 160 of 200).
+        seed: seeds initialisation, data order, augmentation and sampling.
+        storage: where runs go (on a multi-node cluster: a path every node shares).
+        name: run name (folder under ``storage``); default ``{method}-{dataset}-{time}``.
+        checkpoint_every: epochs between checkpoints (the last epoch always checkpoints).
+        eval_every: epochs between kNN/NEMD evaluations (0: only at the end).
+        max_failures: worker-group restarts allowed (Ray Train's FailureConfig).
+        knn_k: neighbours of the kNN evaluation.
+        eval_max_samples: train-split samples used as kNN memory and for NEMD (seeded).
+        loss, kmeans, nemd, augment: the nested settings.
+    """
+
+    dataset: str = "digits"
+    data_dir: str = "./data"
+    method: str = "pauc"
+    epochs: int = 30
+    batch_size: int = 256
+    workers: str = "2"
+    cpus_per_worker: float = 0.5
+    use_gpu: bool | None = None
+    backbone: str = "auto"
+    embedding_dim: int = 128
+    bn_groups: int = 2
+    queue_size: int = 16384
+    moco_momentum: float = 0.99
+    lr: float = 0.03
+    sgd_momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_milestones: tuple[float, ...] = (0.6, 0.8)
+    seed: int = 0
+    storage: str = "./runs"
+    name: str | None = None
+    checkpoint_every: int = 1
+    eval_every: int = 0
+    max_failures: int = 3
+    knn_k: int = 20
+    eval_max_samples: int = 20000
+    loss: LossConfig = field(default_factory=lambda: LossConfig(warmup_epochs=5))
+    kmeans: KMeansConfig = field(default_factory=lambda: KMeansConfig(num_clusters=(20, 40, 80)))
+    nemd: NEMDConfig = field(default_factory=NEMDConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        for name in ("epochs", "batch_size", "checkpoint_every", "knn_k", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_every < 0 or self.max_failures < 0:
+            raise ValueError("eval_every and max_failures must be >= 0")
+        if self.cpus_per_worker <= 0:
+            raise ValueError(f"cpus_per_worker must be > 0, got {self.cpus_per_worker}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.moco_momentum <= 1:
+            raise ValueError(f"moco_momentum must be in [0, 1], got {self.moco_momentum}")
+        if self.backbone not in ("auto", "resnet18", "resnet50", "mlp"):
+            raise ValueError(
+                f"backbone must be auto, resnet18, resnet50 or mlp, got {self.backbone!r}"
+            )
+        _ = self.worker_range  # validates `workers`
+
+    @property
+    def worker_range(self) -> tuple[int, int]:
+        """``(min, max)`` workers parsed from ``workers``."""
+        text = str(self.workers).strip()
+        try:
+            low, _, high = text.partition(":")
+            lo, hi = int(low), int(high or low)
+        except ValueError:
+            raise ValueError(f"workers must be 'N' or 'MIN:MAX', got {text!r}") from None
+        if not 1 <= lo <= hi:
+            raise ValueError(f"workers must satisfy 1 <= MIN <= MAX, got {text!r}")
+        return lo, hi
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# -- dict / YAML -> TrainConfig ------------------------------------------------------------
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Converts YAML/JSON/CLI values to the field's type (lists to tuples, nested dicts)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (
+            value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        ):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where} must be a mapping, got {value!r}")
+        return from_dict(annotation, value, where)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, Sequence):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_coerce(v, item, f"{where}[]") for v in value)
+    try:
+        if annotation is bool:
+            if isinstance(value, str):
+                lowered = value.lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return lowered in ("true", "1", "yes")
+            return bool(value)
+        if annotation is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if annotation is float:
+            return float(value)
+        if annotation is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be {annotation.__name__}, got {value!r}") from None
+    return value
+
+
+def from_dict(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
+    """Builds dataclass ``cls`` from a (nested) mapping; unknown keys are errors."""
+    hints = _field_types(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(names)}")
+    values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**values)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--config {path}: no such file")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--config {path}: not valid YAML/JSON ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"--config {path}: expected a mapping of settings")
+    return dict(data)
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge (nested mappings merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# -- CLI -------------------------------------------------------------------------------------
+# The flags the issue names; every other field is reachable as --section.field too.
+SHORT_FLAGS = {"num-clusters": ("kmeans", "num_clusters")}
+
+
+def _flag_rows(cls: type, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any, Any]]:
+    rows = []
+    hints = _field_types(cls)
+    default = cls()
+    for f in fields(cls):
+        annotation = hints[f.name]
+        value = getattr(default, f.name)
+        if is_dataclass(annotation):
+            rows += _flag_rows(annotation, (*prefix, f.name))
+        else:
+            rows.append(((*prefix, f.name), annotation, value))
+    return rows
+
+
+def _nested_default(path: tuple[str, ...]) -> Any:
+    value: Any = TrainConfig()
+    for part in path:
+        value = getattr(value, part)
+    return value
+
+
+def build_parser(prog: str = "python -m pauc_ray.train") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="PAUC / PCL / MoCo pretraining on Ray Train (DDP workers, a clustering "
+        "actor, checkpoints). Every setting of TrainConfig is a flag; --config FILE.yaml "
+        "sets any of them, flags override the file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML or JSON file of settings", default=None)
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue an interrupted run from its latest checkpoint",
+    )
+    top = parser.add_argument_group("run")
+    nested = parser.add_argument_group("nested settings (section.field)")
+    for path, _annotation, default in _flag_rows(TrainConfig):
+        flag = "--" + ".".join(p.replace("_", "-") for p in path)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group = top if len(path) == 1 else nested
+        group.add_argument(
+            flag,
+            dest="/".join(path),
+            default=argparse.SUPPRESS,
+            metavar="V",
+            help=f"(default: {shown})",
+        )
+    for short, path in SHORT_FLAGS.items():
+        top.add_argument(
+            f"--{short}",
+            dest="/".join(path),
+            default=argparse.SUPPRESS,
+            metavar="K1,K2",
+            help=f"alias of --{'.'.join(path).replace('_', '-')} "
+            f"(default: {','.join(map(str, _nested_default(path)))})",
+        )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """File settings, then flags; raises ValueError naming a bad setting."""
+    data: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    overrides: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if "/" not in key and key not in {f.name for f in fields(TrainConfig)}:
+            continue
+        node = overrides
+        parts = key.split("/")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return from_dict(TrainConfig, merge(data, overrides))
+
+
+def with_overrides(config: TrainConfig, **changes: Any) -> TrainConfig:
+    return replace(config, **changes)

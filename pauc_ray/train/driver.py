@@ -1,0 +1,257 @@
+"""The driver: from a :class:`TrainConfig` to a finished run folder and its summary.
+
+:func:`run_training` is what ``python -m pauc_ray.train`` calls, and what a Ray Tune trial
+calls (Ray's Train/Tune interop pattern: Tune sweeps this driver function, which builds the
+TorchTrainer). It prepares and validates the dataset before any worker starts, starts the
+run's clustering actor, runs the TorchTrainer (elastic workers, fault tolerance, resume) and
+writes ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from cluster.actor import create_cluster_actor
+from pauc_ray.checkpoint import find_latest_checkpoint
+from pauc_ray.data import (
+    DatasetError,
+    PrepareConfig,
+    prepare,
+    read_dataset_info,
+    validate_dataset,
+)
+from pauc_ray.model.backbones import EncoderSpec
+from pauc_ray.train.config import TrainConfig
+from pauc_ray.train.run_files import RunFiles, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_SOURCES = ("digits", "fashion-mnist", "mnist", "blobs")
+FULL_DECODE_LIMIT = 200_000  # validate every image's pixels below this many rows
+
+
+def resolve_dataset(config: TrainConfig) -> Path:
+    """The prepared dataset folder for ``config.dataset``, preparing it on first use."""
+    name = config.dataset
+    if name.startswith("parquet:"):
+        directory = Path(name.partition(":")[2]).expanduser()
+        if not (directory / "dataset.json").is_file():
+            raise DatasetError(f"--dataset {name}: {directory} holds no dataset.json")
+        return directory
+    if name.startswith("imagefolder:"):
+        directory = Path(config.data_dir) / Path(name.partition(":")[2]).name
+    elif name in BUILTIN_SOURCES:
+        directory = Path(config.data_dir) / name
+    else:
+        raise DatasetError(
+            f"--dataset {name!r}: expected one of {BUILTIN_SOURCES}, imagefolder:PATH or "
+            "parquet:PATH"
+        )
+    if not (directory / "dataset.json").is_file():
+        logger.info("preparing %s into %s", name, directory)
+        prepare(name, directory, PrepareConfig(seed=config.seed, progress=False))
+    return directory
+
+
+def encoder_spec_for(config: TrainConfig, info) -> EncoderSpec:
+    if info.kind == "image":
+        backbone = "resnet18" if config.backbone == "auto" else config.backbone
+        shape: tuple[int, ...] = (info.channels, info.height, info.width)
+        if config.augment.output_size:
+            shape = (info.channels, config.augment.output_size, config.augment.output_size)
+    else:
+        backbone = "mlp" if config.backbone == "auto" else config.backbone
+        shape = (info.dim,)
+    return EncoderSpec(backbone, info.kind, shape, config.embedding_dim, config.bn_groups)
+
+
+def init_ray() -> None:
+    """Connects to the running cluster (``ray job submit``, ``RAY_ADDRESS``, ``ray start``) or
+    starts a local one with at least 4 logical CPUs: fractional train workers and Ray Data's
+    tasks then fit next to each other on a 2-core machine (shared/RAY-NOTES.md)."""
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address="auto", log_to_driver=True)
+        return
+    except ConnectionError:
+        pass
+    ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
+
+
+def _cluster_gpus(use_gpu: bool) -> float:
+    """A GPU for the clustering actor only when faiss in this environment can use one."""
+    try:
+        import faiss
+
+        has_gpu_faiss = hasattr(faiss, "StandardGpuResources")
+    except ImportError:
+        has_gpu_faiss = False
+    return 1.0 if use_gpu and has_gpu_faiss else 0.0
+
+
+def default_run_name(config: TrainConfig) -> str:
+    dataset = config.dataset.replace(":", "_").replace("/", "_").strip("_")
+    return f"{config.method}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def per_worker_batch(batch_size: int, world_size: int, bn_groups: int) -> int:
+    """Each worker's batch: the global batch split evenly, rounded down to a multiple of
+    ``bn_groups`` (ghost BatchNorm groups must be equal)."""
+    groups = max(bn_groups, 1)
+    return (batch_size // world_size) // groups * groups
+
+
+MATERIALIZE_LIMIT_BYTES = 2 << 30
+
+
+def _train_dataset(dataset_dir: Path, info, num_train: int):
+    """The train split as a Ray Dataset; decoded once and kept in the object store when it is
+    small (< 2 GiB decoded), so an epoch does not pay to read and decode the files again."""
+    from pauc_ray.data.ray_dataset import read_split
+
+    dataset = read_split(dataset_dir, "train")
+    per_row = 4 * info.dim if info.kind == "vector" else info.channels * info.height * info.width
+    if num_train * (per_row + 16) < MATERIALIZE_LIMIT_BYTES:
+        dataset = dataset.materialize()
+    return dataset
+
+
+def _worker_env() -> dict[str, str]:
+    env = {"OMP_WAIT_POLICY": "PASSIVE"}
+    from pauc_ray.train.worker import FAULT_ENV
+
+    if os.environ.get(FAULT_ENV):  # chaos testing: forwarded to the workers
+        env[FAULT_ENV] = os.environ[FAULT_ENV]
+    return env
+
+
+def run_training(
+    config: TrainConfig, resume: str | None = None, callbacks: list | None = None
+) -> dict[str, Any]:
+    """Runs (or resumes) one training run; returns the summary (also in ``summary.json``)."""
+    started = time.perf_counter()
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from pauc_ray.train.worker import train_loop_per_worker
+
+    latest = None
+    if resume is not None:
+        run_dir = Path(resume).resolve()
+        config = dataclasses.replace(config, storage=str(run_dir.parent), name=run_dir.name)
+        latest = find_latest_checkpoint(run_dir)
+        if latest is None:
+            logger.warning("%s has no complete checkpoint; starting from epoch 0", run_dir)
+    name = config.name or default_run_name(config)
+    config = dataclasses.replace(config, name=name)
+    storage = Path(config.storage).expanduser().resolve()
+    files = RunFiles(str(storage / name))
+    if resume is None and find_latest_checkpoint(files.root) is not None:
+        raise ValueError(
+            f"run {files.root} already has checkpoints: continue it with --resume "
+            f"{files.root}, or choose another --name"
+        )
+    files.root.mkdir(parents=True, exist_ok=True)
+
+    dataset_dir = resolve_dataset(config)
+    info = read_dataset_info(dataset_dir)
+    total_rows = sum(info.counts.values())
+    validate_dataset(dataset_dir, decode=total_rows <= FULL_DECODE_LIMIT)
+    num_train = info.counts.get("train", 0)
+    if num_train == 0:
+        raise DatasetError(f"{dataset_dir}: the train split is empty")
+    lo, hi = config.worker_range
+    per_worker = per_worker_batch(config.batch_size, hi, config.bn_groups)
+    if per_worker < 2:
+        raise ValueError(f"batch_size {config.batch_size} is too small for {hi} workers")
+    if num_train // hi < per_worker:
+        raise ValueError(
+            f"the train split ({num_train} rows) is too small for batch_size "
+            f"{config.batch_size} over {hi} workers"
+        )
+    k_max = max(config.kmeans.num_clusters)
+    if config.method != "moco" and num_train < k_max:
+        raise ValueError(
+            f"num_clusters up to {k_max} needs at least that many train rows, "
+            f"the train split has {num_train}"
+        )
+    queue_size = min(config.queue_size, num_train // 2)
+    use_gpu = (
+        (ray.cluster_resources().get("GPU", 0) > 0) if config.use_gpu is None else config.use_gpu
+    )
+    files.config.write_text(config.to_json())
+    if latest is not None:
+        logger.info("resuming %s from %s", name, latest)
+    kmeans = dataclasses.replace(config.kmeans, concentration_mean=config.loss.temperature)
+    actor = create_cluster_actor(
+        num_train,
+        kmeans,
+        cache_dir=str(files.clustering_cache),
+        num_gpus=_cluster_gpus(use_gpu),
+        name=f"pauc-cluster-{name}",
+    )
+    spec = encoder_spec_for(config, info)
+    # the same seed gives the same batches: Ray Data keeps the files' row order
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "config": config.to_dict(),
+            "run_dir": str(files.root),
+            "dataset_dir": str(dataset_dir.resolve()),
+            "dataset_info": json.loads(info.to_json()),
+            "num_train": num_train,
+            "queue_size": queue_size,
+            "encoder_spec": spec.to_dict(),
+            "cluster_actor": actor,
+            # Ray Train restores its own latest checkpoint when a run of the same name and
+            # storage is started again; this is the fallback when its bookkeeping is gone.
+            "resume_from": str(latest) if latest is not None else None,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=hi if lo == hi else (lo, hi),
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": config.cpus_per_worker, **({"GPU": 1} if use_gpu else {})},
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(storage),
+            failure_config=FailureConfig(max_failures=config.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
+            worker_runtime_env={"env_vars": _worker_env()},
+        ),
+        datasets={"train": _train_dataset(dataset_dir, info, num_train)},
+    )
+    try:
+        result = trainer.fit()
+    finally:
+        ray.kill(actor)
+    history = json.loads(files.history.read_text()) if files.history.exists() else []
+    final = history[-1] if history else {}
+    checkpoint = find_latest_checkpoint(files.root)
+    summary = {
+        "method": config.method,
+        "dataset": config.dataset,
+        "epochs_completed": final.get("epoch", 0),
+        "knn_top1": final.get("knn_top1"),
+        "nemd": final.get("nemd"),
+        "nemd_nn": final.get("nemd_nn"),
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "export": str(files.export_dir) if files.export_dir.exists() else None,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "run_dir": str(files.root),
+        "world_size": final.get("world_size"),
+        "error": str(result.error) if getattr(result, "error", None) else None,
+    }
+    write_json_atomic(files.summary, summary)
+    return summary

@@ -1,0 +1,349 @@
+"""The per-worker training loop (Ray Train V2, DDP): the only module that imports ray.train.
+
+Each worker: builds the MoCo pair (same seed everywhere; DDP wraps the query encoder), resumes
+from ``ray.train.get_checkpoint()`` if there is one, and per epoch
+1. (after warm-up) runs the feature pass over its exact share of the ids (momentum encoder,
+   no augmentation) and exchanges it with the clustering actor for the epoch's prototypes;
+2. trains on its Ray Data shard with two-view augmentation and :func:`pauc_ray.step.train_step`;
+3. reports metrics (and, every ``checkpoint_every`` epochs, a checkpoint from rank 0).
+At the end rank 0 evaluates (kNN, NEMD) and exports the query encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from cluster.result import MultiClusterResult
+from pauc_ray.checkpoint import read_checkpoint, write_checkpoint
+from pauc_ray.data import iter_id_range, shard_bounds
+from pauc_ray.data.augment import EvalTransform, TwoViewAugment
+from pauc_ray.losses import TERM_NAMES
+from pauc_ray.model.backbones import EncoderSpec, build_encoder
+from pauc_ray.model.moco import MoCo
+from pauc_ray.prototypes import EpochPrototypes
+from pauc_ray.schedule import step_learning_rate
+from pauc_ray.step import train_step
+from pauc_ray.train.config import TrainConfig, from_dict
+from pauc_ray.train.driver import per_worker_batch as _per_worker_batch
+from pauc_ray.train.evaluate_run import evaluate_encoder
+from pauc_ray.train.run_files import RunFiles
+
+logger = logging.getLogger(__name__)
+
+FAULT_ENV = "PAUC_FAULT_INJECTION"  # tests only: "worker@E" or "actor@E" (epoch E, once)
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    config: TrainConfig = from_dict(TrainConfig, loop_config["config"])
+    files = RunFiles(loop_config["run_dir"])
+    spec = EncoderSpec.from_dict(loop_config["encoder_spec"])
+    dataset_dir: str = loop_config["dataset_dir"]
+    num_train: int = loop_config["num_train"]
+    actor = loop_config["cluster_actor"]
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    # a fractional CPU is one thread; more threads than cores thrash on a shared machine
+    torch.set_num_threads(max(1, int(config.cpus_per_worker)))
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed * 7919 + rank)
+
+    model = MoCo(
+        build_encoder(spec), loop_config["queue_size"], config.moco_momentum, config.bn_groups
+    ).to(device)
+    optimizer = torch.optim.SGD(
+        model.encoder_q.parameters(),
+        lr=config.lr,
+        momentum=config.sgd_momentum,
+        weight_decay=config.weight_decay,
+    )
+    start_epoch, history, clustering = 0, [], None
+    state, source = None, None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state, source = read_checkpoint(directory, map_location=device), checkpoint.path
+    elif loop_config.get("resume_from"):
+        source = loop_config["resume_from"]
+        state = read_checkpoint(source, map_location=device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        history = json.loads(state["history_json"])
+        generator.manual_seed(config.seed * 7919 + rank + 104729 * start_epoch)
+        if rank == 0:
+            logger.info("resumed from epoch %d (%s)", start_epoch, source)
+    query_encoder = model.encoder_q
+    if world > 1:
+        query_encoder = torch.nn.parallel.DistributedDataParallel(
+            model.encoder_q,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False,  # BN statistics stay per worker; the queue never travels
+        )
+    group = _group_token(world)
+    per_worker_batch = _per_worker_batch(config.batch_size, world, config.bn_groups)
+    steps_per_epoch = (num_train // world) // per_worker_batch
+    augment = TwoViewAugment(config.augment)
+    eval_transform = EvalTransform(config.augment)
+    shard = ray.train.get_dataset_shard("train")
+    feature_inputs = None  # this worker's share of the train split, decoded once
+
+    for epoch in range(start_epoch, config.epochs):
+        epoch_start = time.perf_counter()
+        lr = step_learning_rate(
+            epoch, base_lr=config.lr, epochs=config.epochs, milestones=config.lr_milestones
+        )
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr
+        warmup = config.method == "moco" or epoch < config.loss.warmup_epochs
+        feature_seconds = cluster_seconds = 0.0
+        prototypes = None
+        if not warmup:
+            if feature_inputs is None:
+                feature_inputs = _load_share(dataset_dir, num_train, rank, world)
+            t0 = time.perf_counter()
+            features = _momentum_features(model, feature_inputs[1], eval_transform, device)
+            feature_seconds = time.perf_counter() - t0
+            _maybe_inject_fault("actor", epoch, rank, files, actor)
+            t0 = time.perf_counter()
+            clustering = _exchange(actor, epoch, group, rank, world, features, feature_inputs[0])
+            cluster_seconds = time.perf_counter() - t0
+            prototypes = EpochPrototypes.from_result(clustering, device)
+
+        model.train()
+        names = ("total", *TERM_NAMES)
+        sums = {name: 0.0 for name in names}
+        acc_sum = proto_acc_sum = 0.0
+        steps = 0
+        train_start = time.perf_counter()
+        batches = shard.iter_torch_batches(
+            batch_size=per_worker_batch,
+            drop_last=True,
+            local_shuffle_buffer_size=min(num_train, 4 * per_worker_batch),
+            local_shuffle_seed=config.seed + 1000 * epoch + rank,
+        )
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=rank != 0,
+            leave=False,
+        )
+        for batch in batches:
+            if steps == steps_per_epoch:
+                break
+            if steps == steps_per_epoch // 2:
+                _maybe_inject_fault("worker", epoch, rank, files, actor)
+            inputs = batch["image"] if "image" in batch else batch["x"]
+            x_q, x_k = augment(
+                inputs.to(device), generator=None if device.type == "cuda" else generator
+            )
+            sets = prototypes.for_batch(batch["id"].to(device)) if prototypes else []
+            out = train_step(
+                model,
+                x_q,
+                x_k,
+                optimizer,
+                sets,
+                method=config.method,
+                loss_config=config.loss,
+                warmup=warmup,
+                generator=generator,
+                query_encoder=query_encoder,
+                gather_keys=_all_gather if world > 1 else None,
+                gather_distributed=world > 1,
+            )
+            total = out.total.item()
+            sums["total"] += total
+            for name in TERM_NAMES:
+                sums[name] += out.terms.get(name, 0.0)
+            acc_sum += out.instance_accuracy
+            proto_acc_sum += out.prototype_accuracy or 0.0
+            steps += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{total:.3f}")
+        bar.close()
+        train_seconds = time.perf_counter() - train_start
+        local = [sums[n] / max(steps, 1) for n in names] + [
+            acc_sum / max(steps, 1),
+            proto_acc_sum / max(steps, 1),
+            float(steps),
+        ]
+        averaged = _mean_over_workers(local, device)
+        epoch_seconds = time.perf_counter() - epoch_start
+        metrics: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "warmup": warmup,
+            "world_size": world,
+            **{f"loss_{n}": v for n, v in zip(names, averaged)},
+            "instance_accuracy": averaged[len(names)],
+            "prototype_accuracy": None if warmup else averaged[len(names) + 1],
+            "samples_per_second": steps * per_worker_batch * world / max(train_seconds, 1e-9),
+            "feature_pass_seconds": feature_seconds,
+            "clustering_seconds": cluster_seconds,
+            "epoch_seconds": epoch_seconds,
+        }
+        last = epoch + 1 == config.epochs
+        if rank == 0 and (last or (config.eval_every and (epoch + 1) % config.eval_every == 0)):
+            metrics.update(
+                evaluate_encoder(
+                    model.encoder_q, config, dataset_dir, device, files, write_nemd=last
+                )
+            )
+        history.append(metrics)
+        if rank == 0:
+            logger.info("epoch %d: %s", epoch + 1, _brief(metrics))
+        if last or (epoch + 1) % config.checkpoint_every == 0:
+            _report_with_checkpoint(
+                rank, model, optimizer, epoch + 1, config, history, clustering, metrics
+            )
+        else:
+            ray.train.report(_reportable(metrics))
+        if last and rank == 0:
+            files.export(model.encoder_q, spec, config, history, loop_config["dataset_info"])
+
+
+# -- pieces ----------------------------------------------------------------------------------
+def _group_token(world: int) -> str:
+    token = [uuid.uuid4().hex]
+    if world > 1:
+        dist.broadcast_object_list(token, src=0)
+    return token[0]
+
+
+def _load_share(dataset_dir: str, num_train: int, rank: int, world: int):
+    start, stop = shard_bounds(num_train, rank, world)
+    parts = list(iter_id_range(dataset_dir, "train", start, stop, batch_size=4096))
+    ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.int64)
+    inputs = np.concatenate([p.inputs for p in parts]) if parts else None
+    return ids, inputs
+
+
+@torch.no_grad()
+def _momentum_features(model: MoCo, inputs: np.ndarray, transform, device) -> np.ndarray:
+    model.encoder_k.eval()
+    out = []
+    for i in range(0, len(inputs), 1024):
+        x = transform(torch.from_numpy(inputs[i : i + 1024]).to(device))
+        out.append(torch.nn.functional.normalize(model.encoder_k(x), dim=1).cpu())
+    model.encoder_k.train()
+    return torch.cat(out).numpy()
+
+
+def _exchange(actor, epoch, group, rank, world, features, ids) -> MultiClusterResult:
+    """Sends this worker's part to the clustering actor; returns the epoch's shared result."""
+    for attempt in range(5):
+        ref = actor.cluster.remote(epoch, group, rank, world, features, ids)
+        try:
+            return ray.get(ray.get(ref)[0])
+        except ray.exceptions.OwnerDiedError:
+            # the actor died after answering; its restart serves the epoch from its disk cache
+            logger.warning(
+                "clustering result of epoch %d lost with its owner; asking again (attempt %d)",
+                epoch,
+                attempt + 1,
+            )
+    raise RuntimeError(f"could not obtain the clustering of epoch {epoch}")
+
+
+def _all_gather(tensor: torch.Tensor) -> torch.Tensor:
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+def _mean_over_workers(values: list[float], device) -> list[float]:
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+        tensor /= dist.get_world_size()
+    return tensor.tolist()
+
+
+def _reportable(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool)) or v is None}
+
+
+def _brief(metrics: dict[str, Any]) -> str:
+    keys = (
+        "loss_total",
+        "loss_info_nce",
+        "loss_proto_nce",
+        "instance_accuracy",
+        "samples_per_second",
+        "knn_top1",
+        "nemd",
+    )
+    return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)
+
+
+def _report_with_checkpoint(
+    rank, model, optimizer, epoch, config, history, clustering, metrics
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "config_json": config.to_json(),
+                "history_json": json.dumps(history),
+                "metrics_json": json.dumps(metrics),
+                "clustering": _clustering_state(clustering),
+            }
+            write_checkpoint(tmp, state, epoch)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(
+            _reportable(metrics),
+            checkpoint=checkpoint,
+            checkpoint_dir_name=f"checkpoint_epoch_{epoch:05d}",
+        )
+
+
+def _clustering_state(result: MultiClusterResult | None) -> dict[str, Any]:
+    if result is None:
+        return {}
+    return {
+        k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v
+        for k, v in result.to_state().items()
+    }
+
+
+def _maybe_inject_fault(kind: str, epoch: int, rank: int, files: RunFiles, actor) -> None:
+    """Test hook (``PAUC_FAULT_INJECTION=worker@E`` or ``actor@E``), fires once per run:
+    SIGKILL to the last-ranked worker mid-epoch, or rank 0 kills the clustering actor."""
+    spec = os.environ.get(FAULT_ENV, "")
+    want_kind, _, want_epoch = spec.partition("@")
+    if want_kind != kind or want_epoch != str(epoch):
+        return
+    world = ray.train.get_context().get_world_size()
+    if rank != (world - 1 if kind == "worker" else 0):
+        return
+    marker = Path(files.run_dir) / f".fault-{kind}-{epoch}"
+    if marker.exists():
+        return
+    marker.touch()
+    if kind == "worker":
+        logger.warning("fault injection: SIGKILL to worker rank %d at epoch %d", rank, epoch)
+        os.kill(os.getpid(), signal.SIGKILL)
+    logger.warning("fault injection: killing the clustering actor at epoch %d", epoch)
+    ray.kill(actor, no_restart=False)
