@@ -27,8 +27,7 @@ def train_step(
     loss_config: LossConfig,
     warmup: bool,
     generator: torch.Generator | None = None,
-    forward: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-    | None = None,
+    query_encoder: torch.nn.Module | None = None,
     gather_keys: Callable[[torch.Tensor], torch.Tensor] | None = None,
     gather_distributed: bool = False,
 ) -> LossOutput:
@@ -38,12 +37,12 @@ def train_step(
         model: the (unwrapped) MoCo pair; its momentum update and queue are applied here.
         x_q, x_k: two augmented views of the same B samples.
         prototype_sets: this batch's view of each clustering (empty for MoCo or in warm-up).
-        forward: the forward to use instead of ``model`` (e.g. a DDP wrapper of it).
+        query_encoder: runs ``f_q`` instead of ``model.encoder_q`` (a DDP wrapper of it).
         gather_keys: maps local keys (B, D) to the keys of every worker for the queue; the
             identity in one process.
         gather_distributed: compute batch prototypes over the global batch (see the loss).
     """
-    q, k = (forward or model)(x_q, x_k)
+    q, k = model(x_q, x_k, query_encoder=query_encoder)
     out = pauc_loss(
         q,
         k,
