@@ -12,8 +12,9 @@ Fault tolerance:
 - results are cached per epoch in memory and, when ``cache_dir`` is given, on disk: a worker
   group restarted after a failure (or the actor itself, restarted) gets the cached result
   instead of clustering again;
-- parts are grouped by a ``group`` token that a worker group draws once: parts left over from
-  a dead group never mix with those of its replacement (which may have another world size).
+- parts are grouped by a ``group`` token that a worker group draws once, beginning with the
+  time it was formed: parts left over from a dead group never mix with those of its
+  replacement (which may have another world size), whatever order they arrive in.
 
 The actor knows features, ids and ``K``; nothing of models or training.
 """
@@ -112,8 +113,13 @@ class ClusterActor:
                 f"rank {rank}: features must be (n, D) with one id per row, got "
                 f"{features.shape} and ids {ids.shape}"
             )
-        # A new group for this epoch means the previous one died: drop its parts.
-        for key in [k for k in self._pending if k[0] == epoch and k[1] != group]:
+        # Groups are ordered by their token (it starts with the time the group was formed):
+        # a newer group for this epoch means the older one died, so its parts are dropped,
+        # and parts of an older group arriving late are refused.
+        newest = max((k[1] for k in self._pending if k[0] == epoch), default=group)
+        if group < newest:
+            raise ValueError(f"epoch {epoch}: superseded by a restarted worker group")
+        for key in [k for k in self._pending if k[0] == epoch and k[1] < group]:
             stale = self._pending.pop(key)
             stale.error = f"epoch {epoch}: superseded by a restarted worker group"
             stale.done.set()

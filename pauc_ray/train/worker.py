@@ -223,7 +223,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
 # -- pieces ----------------------------------------------------------------------------------
 def _group_token(world: int) -> str:
-    token = [uuid.uuid4().hex]
+    """Identifies this worker group to the clustering actor; newer groups sort later."""
+    token = [f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"]
     if world > 1:
         dist.broadcast_object_list(token, src=0)
     return token[0]

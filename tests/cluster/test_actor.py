@@ -94,8 +94,9 @@ def test_a_new_group_supersedes_a_dead_one(ray_cluster):
     x, _ = blob_features(90)
     actor = create_cluster_actor(len(x), CONFIG)
     (f0, i0), _ = shards(x, 2)
-    stale = actor.cluster.remote(0, "old", 0, 2, f0, i0)  # its partner died
-    fresh = actor.cluster.remote(0, "new", 0, 1, x, np.arange(len(x)))
+    # tokens sort by the time their group formed; arrival order must not matter
+    stale = actor.cluster.remote(0, "0001-old", 0, 2, f0, i0)  # its partner died
+    fresh = actor.cluster.remote(0, "0002-new", 0, 1, x, np.arange(len(x)))
     assert ray.get(ray.get(fresh)[0]).num_samples == len(x)
     with pytest.raises(Exception, match="superseded"):
         ray.get(stale)
