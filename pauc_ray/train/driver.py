@@ -201,7 +201,9 @@ def run_training(
     )
     spec = encoder_spec_for(config, info)
     # the same seed gives the same batches: Ray Data keeps the files' row order
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    data_context = ray.data.DataContext.get_current()
+    data_context.execution_options.preserve_order = True
+    data_context.enable_progress_bars = False  # rank 0's epoch bar says it; Ray Data's repeat per epoch
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
