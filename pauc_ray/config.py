@@ -64,7 +64,7 @@ class NEMDConfig:
             tried (0.02, 0.01, 0.005, 0.003) whose entropic cost ``<gamma_eps, C>`` stays within
             3% of exact EMD (``ot.emd2``) for every pair, measured on 8 vMF-like clusters x 150
             points on the sphere, 2 seeds each: in 2-D (spread 0.1-0.6, pair W1 down to 0.06)
-            the worst pair is 2.3% above EMD (0.01: 4.6%, 0.02: 11%), the mean over pairs
+            the worst pair is 2.2% above EMD (0.01: 4.5%, 0.02: 11%), the mean over pairs
             0.2%; in 128-D (spread 0.3-1.5) the worst pair is 0.6% above (0.01: 1.3%). The
             relative bias is largest for nearly overlapping prototypes (small W1). 0.003
             halves the bias but needs several times more iterations.
@@ -74,9 +74,8 @@ class NEMDConfig:
             prototypes needed up to ~5,500 iterations to reach ``tol`` (well separated ones
             10-300), hence 10,000.
         tol: stop when the L1 marginal error ``sum_i |sum_j gamma_ij - a_i|`` (a mass) falls
-            below this. 1e-4 keeps the transport cost within 5e-4 relative of the fully
-            converged value (measured, worst case) and is reachable in float32, whose
-            round-off floor at epsilon 0.005 is about 1e-5.
+            below this. 1e-4 kept the transport cost within 4e-4 relative of the fully
+            converged value (measured, worst case) and is reached in float32.
         seed: seed of every subsample.
     """
 

@@ -8,9 +8,10 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import SphereCase, make_clouds, upper
+from nemd_cases import SphereCase, make_clouds, upper
 
 from pauc_ray.config import NEMDConfig
+from pauc_ray.nemd import sinkhorn_chunk
 from pauc_ray.nemd.reference import pot_w1_matrix, pot_w1_pair
 from pauc_ray.nemd.sinkhorn import sinkhorn_w1_batched, sinkhorn_w1_pairs
 from pauc_ray.nemd.synthetic import sphere_clusters
@@ -156,6 +157,23 @@ def test_small_epsilon_with_padding_gives_no_nan() -> None:
     values = sinkhorn_w1_batched(x, xm, y, ym, epsilon=1e-3, tol=1e-6, dtype=torch.float64)
     exact = [pot_w1_pair(clouds[p], clouds[q]) for p, q in pairs]
     np.testing.assert_allclose(values.numpy(), exact, rtol=0.02)
+
+
+def test_scalings_that_overflow_between_checks_recover(monkeypatch: pytest.MonkeyPatch) -> None:
+    # At epsilon 1e-4 in float32 with rare checks, the stabilised scalings overflow between two
+    # checks; the solver must fall back to a log-domain step, check more often, and converge.
+    calls = []
+    recover = sinkhorn_chunk._recover
+    monkeypatch.setattr(sinkhorn_chunk, "_recover", lambda *args: calls.append(1) or recover(*args))
+    x, y = sphere_clusters(2, 20, 2, spread=0.2, seed=2)
+    left, right = x[y == 0], x[y == 1]
+    ones = torch.ones(1, 20, dtype=torch.bool)
+    value = sinkhorn_w1_batched(
+        torch.from_numpy(left)[None], ones, torch.from_numpy(right)[None], ones,
+        epsilon=1e-4, check_every=200,
+    )  # fmt: skip
+    assert calls, "the overflow path was not exercised"
+    assert float(value[0]) == pytest.approx(pot_w1_pair(left, right), rel=1e-3)
 
 
 def test_warns_when_not_converged(caplog: pytest.LogCaptureFixture) -> None:
