@@ -10,9 +10,11 @@ TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
 # Fashion-MNIST comes from Debian (idx files in /usr/share/datasets/fashion-mnist).
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
     if [ "$(id -u)" = "0" ]; then
-        apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
+        { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
+            || echo "setup: could not install dataset-fashion-mnist (Fashion-MNIST runs need --from DIR)" >&2
     elif command -v sudo >/dev/null 2>&1; then
-        sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null
+        { sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
+            || echo "setup: could not install dataset-fashion-mnist (Fashion-MNIST runs need --from DIR)" >&2
     else
         echo "setup: cannot install dataset-fashion-mnist (not root); Fashion-MNIST runs need --from DIR" >&2
     fi
