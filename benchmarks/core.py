@@ -51,19 +51,25 @@ def main() -> int:
     results = {"machine": machine()}
     results["losses"] = bench_losses.run(device=args.device)
     r = results["losses"]
-    print(f"loss step  ms: moco {r['ms']['moco']:.1f}  pcl {r['ms']['pcl']:.1f}  "
-          f"pauc {r['ms']['pauc']:.1f}  PAUC/PCL {r['pauc_over_pcl']:.3f} (goal <= 1.10)")
+    print(
+        f"loss step  ms: moco {r['ms']['moco']:.1f}  pcl {r['ms']['pcl']:.1f}  "
+        f"pauc {r['ms']['pauc']:.1f}  PAUC/PCL {r['pauc_over_pcl']:.3f} (goal <= 1.10)"
+    )
     results["clustering"] = bench_clustering.run()
     r = results["clustering"]
-    print(f"clustering {r['ours']['gflops']:.1f} GFLOP/s = {r['ours']['fraction_of_matmul']:.0%} "
-          f"of matmul {r['matmul_gflops']['best']:.1f} (goal >= 60%); sklearn/ours time "
-          f"{r['sklearn_over_ours_time']:.2f} (goal >= 1), inertia gap "
-          f"{r['inertia_relative_gap']:.2%}")
+    print(
+        f"clustering {r['ours']['gflops']:.1f} GFLOP/s = {r['ours']['fraction_of_matmul']:.0%} "
+        f"of matmul {r['matmul_gflops']['best']:.1f} (goal >= 60%); sklearn/ours time "
+        f"{r['sklearn_over_ours_time']:.2f} (goal >= 1), inertia gap "
+        f"{r['inertia_relative_gap']:.2%}"
+    )
     results["nemd"] = bench_nemd.run(device=args.device)
     r = results["nemd"]
-    print(f"NEMD       fast {r['fast_seconds']:.2f}s vs POT {r['pot_seconds']:.2f}s: "
-          f"{r['speedup']:.1f}x (goal >= 10x); max rel diff {r['max_rel_diff']:.2e}, "
-          f"diff of means {r['rel_diff_of_means']:.2e}")
+    print(
+        f"NEMD       fast {r['fast_seconds']:.2f}s vs POT {r['pot_seconds']:.2f}s: "
+        f"{r['speedup']:.1f}x (goal >= 10x); max rel diff {r['max_rel_diff']:.2e}, "
+        f"diff of means {r['rel_diff_of_means']:.2e}"
+    )
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print(f"wrote {args.out}")
     return 0

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from cluster.kmeans import cluster_features
 from pauc_ray.config import KMeansConfig, LossConfig, NEMDConfig
 from pauc_ray.data.blobs import BlobData, make_blob_data
+from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
 from pauc_ray.model import MLPEncoder, MoCo
 from pauc_ray.nemd import nemd_report
@@ -98,16 +98,6 @@ def _kmeans_config(classes: int, multiples: Sequence[int], seed: int, tau: float
     )
 
 
-@torch.no_grad()
-def _embed(encoder: torch.nn.Module, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
-    encoder.eval()
-    out = torch.cat(
-        [F.normalize(encoder(x[i : i + batch]), dim=1) for i in range(0, len(x), batch)]
-    )
-    encoder.train()
-    return out
-
-
 def train_blobs(
     data: BlobData, method: str, seed: int, config: BlobExperimentConfig, progress: bool = True
 ) -> MoCo:
@@ -138,7 +128,7 @@ def train_blobs(
         warmup = method == "moco" or epoch < config.loss.warmup_epochs
         prototypes = None
         if not warmup:
-            features = _embed(model.encoder_k, x).numpy()
+            features = embed_arrays(model.encoder_k, data.x)
             result = cluster_features(
                 features,
                 data.ids,
@@ -178,7 +168,7 @@ def run_one(
     start = time.perf_counter()
     data = make_blob_data(classes, config.samples_per_class, seed=seed)
     model = train_blobs(data, method, seed, config, progress=progress)
-    embedding = _embed(model.encoder_q, torch.from_numpy(np.array(data.x))).numpy()
+    embedding = embed_arrays(model.encoder_q, data.x)
     final = cluster_features(
         embedding, data.ids, _kmeans_config(classes, (1,), seed, config.loss.temperature)
     )

@@ -14,7 +14,7 @@ import json
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,3 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return from_dict(TrainConfig, merge(data, overrides))
-
-
-def with_overrides(config: TrainConfig, **changes: Any) -> TrainConfig:
-    return replace(config, **changes)

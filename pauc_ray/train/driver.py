@@ -203,7 +203,9 @@ def run_training(
     # the same seed gives the same batches: Ray Data keeps the files' row order
     data_context = ray.data.DataContext.get_current()
     data_context.execution_options.preserve_order = True
-    data_context.enable_progress_bars = False  # rank 0's epoch bar says it; Ray Data's repeat per epoch
+    data_context.enable_progress_bars = (
+        False  # rank 0's epoch bar says it; Ray Data's repeat per epoch
+    )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={

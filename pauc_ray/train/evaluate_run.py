@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cluster.kmeans import cluster_features
 from pauc_ray.data import DatasetError, load_split_arrays, read_dataset_info
 from pauc_ray.data.augment import EvalTransform
+from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
 
 logger = logging.getLogger(__name__)
@@ -33,21 +32,6 @@ def _split(dataset_dir: str, split: str, max_samples: int | None, seed: int):
         keep = np.sort(np.random.default_rng(seed).choice(len(arrays), max_samples, replace=False))
         arrays = arrays.take(keep)
     return arrays
-
-
-@torch.no_grad()
-def embed_arrays(encoder: nn.Module, inputs: np.ndarray, transform, device, batch: int = 1024):
-    """L2-normalised (N, D) numpy embeddings of decoded inputs."""
-    was_training = encoder.training
-    encoder.eval()
-    out = [
-        F.normalize(
-            encoder(transform(torch.from_numpy(inputs[i : i + batch]).to(device))), dim=1
-        ).cpu()
-        for i in range(0, len(inputs), batch)
-    ]
-    encoder.train(was_training)
-    return torch.cat(out).numpy()
 
 
 def evaluate_encoder(

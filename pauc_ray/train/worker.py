@@ -31,8 +31,9 @@ from tqdm import tqdm
 
 from cluster.result import MultiClusterResult
 from pauc_ray.checkpoint import read_checkpoint, write_checkpoint
-from pauc_ray.data import iter_id_range, shard_bounds
+from pauc_ray.data import feature_pass_batches
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
+from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
 from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.moco import MoCo
@@ -118,9 +119,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         prototypes = None
         if not warmup:
             if feature_inputs is None:
-                feature_inputs = _load_share(dataset_dir, num_train, rank, world)
+                feature_inputs = _load_share(dataset_dir, rank, world)
             t0 = time.perf_counter()
-            features = _momentum_features(model, feature_inputs[1], eval_transform, device)
+            features = embed_arrays(model.encoder_k, feature_inputs[1], eval_transform, device)
             feature_seconds = time.perf_counter() - t0
             _maybe_inject_fault("actor", epoch, rank, files, actor)
             t0 = time.perf_counter()
@@ -230,23 +231,12 @@ def _group_token(world: int) -> str:
     return token[0]
 
 
-def _load_share(dataset_dir: str, num_train: int, rank: int, world: int):
-    start, stop = shard_bounds(num_train, rank, world)
-    parts = list(iter_id_range(dataset_dir, "train", start, stop, batch_size=4096))
-    ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.int64)
-    inputs = np.concatenate([p.inputs for p in parts]) if parts else None
-    return ids, inputs
-
-
-@torch.no_grad()
-def _momentum_features(model: MoCo, inputs: np.ndarray, transform, device) -> np.ndarray:
-    model.encoder_k.eval()
-    out = []
-    for i in range(0, len(inputs), 1024):
-        x = transform(torch.from_numpy(inputs[i : i + 1024]).to(device))
-        out.append(torch.nn.functional.normalize(model.encoder_k(x), dim=1).cpu())
-    model.encoder_k.train()
-    return torch.cat(out).numpy()
+def _load_share(dataset_dir: str, rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's exact share of the train split (ids, decoded inputs), read once."""
+    parts = list(feature_pass_batches(dataset_dir, "train", rank, world, batch_size=4096))
+    if not parts:
+        raise ValueError(f"rank {rank} of {world} owns no training rows")
+    return np.concatenate([p.ids for p in parts]), np.concatenate([p.inputs for p in parts])
 
 
 def _exchange(actor, epoch, group, rank, world, features, ids) -> MultiClusterResult:

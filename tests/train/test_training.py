@@ -15,11 +15,11 @@ import pytest
 from pauc_ray.checkpoint import find_latest_checkpoint, read_checkpoint
 from pauc_ray.data import PrepareConfig, load_split_arrays, prepare
 from pauc_ray.data.augment import EvalTransform
+from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
 from pauc_ray.export import load_exported_model
 from pauc_ray.train.config import TrainConfig
 from pauc_ray.train.driver import run_training
-from pauc_ray.train.evaluate_run import embed_arrays
 from pauc_ray.train.worker import FAULT_ENV
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
