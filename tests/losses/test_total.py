@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 
 import pytest
 import torch
@@ -312,11 +313,19 @@ def test_bad_arguments(generator):
 # ---------------------------------------------------------------- two processes (gloo)
 
 
-def _distributed_worker(rank: int, world_size: int, tmp_dir: str) -> None:
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _distributed_worker(rank: int, world_size: int, tmp_dir: str, port: int) -> None:
     torch.set_num_threads(1)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    # A TCP store rather than a file store: a file store is deleted by the last rank to leave,
+    # which can abort a rank still reading it ("terminate called without an active exception").
     torch.distributed.init_process_group(
-        "gloo", init_method=f"file://{tmp_dir}/store", rank=rank, world_size=world_size
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
     )
     try:
         q, k, queue, sets = torch.load(f"{tmp_dir}/inputs.pt", weights_only=False)
@@ -328,6 +337,7 @@ def _distributed_worker(rank: int, world_size: int, tmp_dir: str) -> None:
         )
         out.total.backward()
         torch.save({"terms": out.terms, "grad": q_local.grad}, f"{tmp_dir}/rank{rank}.pt")
+        torch.distributed.barrier()  # no rank tears down while another still communicates
     finally:
         torch.distributed.destroy_process_group()
 
@@ -341,7 +351,7 @@ def test_gathered_prototypes_equal_the_single_process_full_batch(generator, tmp_
     full.total.backward()
     torch.save((q, k, queue, sets), tmp_path / "inputs.pt")
 
-    torch.multiprocessing.spawn(_distributed_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_distributed_worker, args=(2, str(tmp_path), _free_port()), nprocs=2, join=True)
 
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for name in ("p_align", "p_uniform", "p_corr"):
