@@ -21,7 +21,9 @@ class KMeansConfig:
         min_points_per_centroid: faiss warns below this many points per centroid.
         max_points_per_centroid: faiss subsamples the training set above ``K * this``.
         concentration_mean: the concentrations ``phi`` are rescaled to this mean (PCL sets it
-            to the InfoNCE temperature ``tau``).
+            to the InfoNCE temperature ``tau``). ``None`` is a placeholder for a caller that
+            fills it in (training uses ``loss.temperature``); :func:`cluster_features`
+            refuses it.
         use_gpu: ``None`` picks the GPU index when faiss sees a GPU; ``True``/``False`` force it.
     """
 
@@ -31,5 +33,5 @@ class KMeansConfig:
     seed: int = 0
     min_points_per_centroid: int = 3
     max_points_per_centroid: int = 1000
-    concentration_mean: float = 0.2
+    concentration_mean: float | None = 0.2
     use_gpu: bool | None = None

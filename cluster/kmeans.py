@@ -236,7 +236,7 @@ def _check_config(config: KMeansConfig) -> tuple[int, ...]:
         if getattr(config, name) < 1:
             raise ValueError(f"config.{name} must be >= 1, got {getattr(config, name)}")
     mean = config.concentration_mean
-    if not (math.isfinite(mean) and mean > 0):
+    if mean is None or not (math.isfinite(mean) and mean > 0):
         raise ValueError(f"config.concentration_mean must be positive and finite, got {mean}")
     return tuple(ks)
 

@@ -62,7 +62,8 @@ class TrainConfig:
         max_failures: worker-group restarts allowed (Ray Train's FailureConfig).
         knn_k: neighbours of the kNN evaluation.
         eval_max_samples: train-split samples used as kNN memory and for NEMD (seeded).
-        loss, kmeans, nemd, augment: the nested settings.
+        loss, kmeans, nemd, augment: the nested settings. ``kmeans.concentration_mean``
+            unset (``None``) follows ``loss.temperature``, as in PCL; a value given is kept.
     """
 
     dataset: str = "digits"
@@ -91,7 +92,9 @@ class TrainConfig:
     knn_k: int = 20
     eval_max_samples: int = 20000
     loss: LossConfig = field(default_factory=lambda: LossConfig(warmup_epochs=5))
-    kmeans: KMeansConfig = field(default_factory=lambda: KMeansConfig(num_clusters=(20, 40, 80)))
+    kmeans: KMeansConfig = field(
+        default_factory=lambda: KMeansConfig(num_clusters=(20, 40, 80), concentration_mean=None)
+    )
     nemd: NEMDConfig = field(default_factory=NEMDConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -114,6 +117,14 @@ class TrainConfig:
                 f"backbone must be auto, resnet18, resnet50 or mlp, got {self.backbone!r}"
             )
         _ = self.worker_range  # validates `workers`
+
+    @property
+    def clustering(self) -> KMeansConfig:
+        """The k-means settings the run uses: ``kmeans`` with an unset concentration mean
+        replaced by the InfoNCE temperature (PCL's choice)."""
+        if self.kmeans.concentration_mean is not None:
+            return self.kmeans
+        return dataclasses.replace(self.kmeans, concentration_mean=self.loss.temperature)
 
     @property
     def worker_range(self) -> tuple[int, int]:

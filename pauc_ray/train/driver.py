@@ -191,10 +191,9 @@ def run_training(
     files.config.write_text(config.to_json())
     if latest is not None:
         logger.info("resuming %s from %s", name, latest)
-    kmeans = dataclasses.replace(config.kmeans, concentration_mean=config.loss.temperature)
     actor = create_cluster_actor(
         num_train,
-        kmeans,
+        config.clustering,
         cache_dir=str(files.clustering_cache),
         num_gpus=_cluster_gpus(use_gpu),
         name=f"pauc-cluster-{name}",

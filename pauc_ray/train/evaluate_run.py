@@ -54,7 +54,7 @@ def evaluate_encoder(
                 out.update(knn_top1=knn.top1, knn_top5=knn.top5)
     k = config.kmeans.num_clusters[0]
     if len(train_emb) >= 2 * k:
-        kmeans = replace(config.kmeans, num_clusters=(k,), nredo=1, use_gpu=False)
+        kmeans = replace(config.clustering, num_clusters=(k,), nredo=1, use_gpu=False)
         ids = np.arange(len(train_emb))
         assignment = np.array(cluster_features(train_emb, ids, kmeans).clusterings[0].assignments)
         from pauc_ray.nemd import nemd_report

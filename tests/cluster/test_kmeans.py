@@ -208,6 +208,7 @@ def _bad_cases():
         ("float K", x, ids, KMeansConfig(num_clusters=(2.5,)), {}, "must hold integers"),
         ("niter", x, ids, KMeansConfig((2,), niter=0), {}, "config.niter must be >= 1"),
         ("mean", x, ids, KMeansConfig((2,), concentration_mean=0), {}, "concentration_mean"),
+        ("unset", x, ids, KMeansConfig((2,), concentration_mean=None), {}, "concentration_mean"),
         ("threads", x, ids, cfg, {"num_threads": 0}, "num_threads"),
         ("config", x, ids, {"num_clusters": (2,)}, {}, "config must be a KMeansConfig"),
     ]

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from pauc_ray.train.config import TrainConfig, build_parser, config_from_args, from_dict
@@ -85,3 +87,13 @@ def test_help_lists_every_option_with_its_default(capsys):
     ):
         assert flag in text
     assert "(default: digits)" in text and "(default: ./runs)" in text
+
+
+def test_concentration_mean_follows_the_temperature_unless_given():
+    cfg = parse("--loss.temperature", "0.1")
+    assert cfg.kmeans.concentration_mean is None
+    assert cfg.clustering.concentration_mean == 0.1
+    given = parse("--loss.temperature", "0.1", "--kmeans.concentration-mean", "0.3")
+    assert given.clustering.concentration_mean == 0.3
+    # the saved config round-trips the unset value
+    assert from_dict(TrainConfig, json.loads(cfg.to_json())).clustering == cfg.clustering
