@@ -129,6 +129,8 @@ def read_split(
         >>> ds = read_split("data/fashion-mnist", "train")  # doctest: +SKIP
         >>> trainer = TorchTrainer(loop, datasets={"train": ds}, ...)  # doctest: +SKIP
     """
+    # absolute paths: the read tasks may run in another working directory or on another node
+    directory = Path(directory).expanduser().resolve()
     info = info or read_dataset_info(directory)
     files = [str(f) for f in split_files(directory, split)]
     names = pq.read_schema(files[0]).names

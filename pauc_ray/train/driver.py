@@ -74,17 +74,34 @@ def encoder_spec_for(config: TrainConfig, info) -> EncoderSpec:
 
 
 def init_ray() -> None:
-    """Connects to the running cluster (``ray job submit``, ``RAY_ADDRESS``, ``ray start``) or
-    starts a local one with at least 4 logical CPUs: fractional train workers and Ray Data's
-    tasks then fit next to each other on a 2-core machine (shared/RAY-NOTES.md)."""
+    """Connects to the cluster in ``RAY_ADDRESS`` (what ``ray job submit`` sets) or one started
+    with ``ray start``, else starts a local one with at least 4 logical CPUs: fractional train
+    workers and Ray Data's tasks then fit next to each other on a 2-core machine
+    (shared/RAY-NOTES.md). ``RAY_ADDRESS=local`` always starts a private local cluster.
+
+    Unlike ``address="auto"``, this never attaches to some other process's private
+    ``ray.init()`` cluster (a test session, a notebook) that may vanish mid-run.
+    """
     if ray.is_initialized():
         return
-    try:
-        ray.init(address="auto", log_to_driver=True)
+    address = _existing_cluster_address()
+    if address is not None:
+        ray.init(address=address, log_to_driver=True)
         return
-    except ConnectionError:
-        pass
-    ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
+    ray.init(address="local", num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
+
+
+def _existing_cluster_address() -> str | None:
+    """``RAY_ADDRESS``, else the cluster ``ray start`` recorded, else None (start one)."""
+    env = os.environ.get("RAY_ADDRESS", "")
+    if env:
+        return None if env == "local" else env
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(None)
+    except (ImportError, ConnectionError, ValueError):  # an older/newer Ray: no lookup
+        return None
 
 
 def _cluster_gpus(use_gpu: bool) -> float:
@@ -127,7 +144,7 @@ def _train_dataset(dataset_dir: Path, info, num_train: int):
 
 def _worker_env() -> dict[str, str]:
     env = {"OMP_WAIT_POLICY": "PASSIVE"}
-    from pauc_ray.train.worker import FAULT_ENV
+    from pauc_ray.train.fault_injection import FAULT_ENV
 
     if os.environ.get(FAULT_ENV):  # chaos testing: forwarded to the workers
         env[FAULT_ENV] = os.environ[FAULT_ENV]

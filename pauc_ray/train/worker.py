@@ -1,4 +1,5 @@
-"""The per-worker training loop (Ray Train V2, DDP): the only module that imports ray.train.
+"""The per-worker training loop (Ray Train V2, DDP); its pieces are in ``worker_comm``,
+``reporting`` and ``fault_injection`` (with this module, the only ones that use ray.train).
 
 Each worker: builds the MoCo pair (same seed everywhere; DDP wraps the query encoder), resumes
 from ``ray.train.get_checkpoint()`` if there is one, and per epoch
@@ -13,25 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 import ray.train
 import ray.train.torch
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from cluster.result import MultiClusterResult
-from pauc_ray.checkpoint import read_checkpoint, write_checkpoint
-from pauc_ray.data import feature_pass_batches
+from pauc_ray.checkpoint import read_checkpoint
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
@@ -43,11 +35,20 @@ from pauc_ray.step import train_step
 from pauc_ray.train.config import TrainConfig, from_dict
 from pauc_ray.train.driver import per_worker_batch as _per_worker_batch
 from pauc_ray.train.evaluate_run import evaluate_encoder
+from pauc_ray.train.fault_injection import FAULT_ENV, maybe_inject_fault
+from pauc_ray.train.reporting import brief, report_with_checkpoint, reportable
 from pauc_ray.train.run_files import RunFiles
+from pauc_ray.train.worker_comm import (
+    all_gather,
+    exchange_with_actor,
+    group_token,
+    load_share,
+    mean_over_workers,
+)
 
 logger = logging.getLogger(__name__)
 
-FAULT_ENV = "PAUC_FAULT_INJECTION"  # tests only: "worker@E" or "actor@E" (epoch E, once)
+__all__ = ["FAULT_ENV", "train_loop_per_worker"]
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -99,7 +100,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=False,  # BN statistics stay per worker; the queue never travels
         )
-    group = _group_token(world)
+    group = group_token(world)
     per_worker_batch = _per_worker_batch(config.batch_size, world, config.bn_groups)
     steps_per_epoch = (num_train // world) // per_worker_batch
     augment = TwoViewAugment(config.augment)
@@ -119,13 +120,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         prototypes = None
         if not warmup:
             if feature_inputs is None:
-                feature_inputs = _load_share(dataset_dir, rank, world)
+                feature_inputs = load_share(dataset_dir, rank, world)
             t0 = time.perf_counter()
             features = embed_arrays(model.encoder_k, feature_inputs[1], eval_transform, device)
             feature_seconds = time.perf_counter() - t0
-            _maybe_inject_fault("actor", epoch, rank, files, actor)
+            maybe_inject_fault("actor", epoch, rank, files, actor)
             t0 = time.perf_counter()
-            clustering = _exchange(actor, epoch, group, rank, world, features, feature_inputs[0])
+            clustering = exchange_with_actor(
+                actor, epoch, group, rank, world, features, feature_inputs[0]
+            )
             cluster_seconds = time.perf_counter() - t0
             prototypes = EpochPrototypes.from_result(clustering, device)
 
@@ -151,7 +154,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             if steps == steps_per_epoch:
                 break
             if steps == steps_per_epoch // 2:
-                _maybe_inject_fault("worker", epoch, rank, files, actor)
+                maybe_inject_fault("worker", epoch, rank, files, actor)
             inputs = batch["image"] if "image" in batch else batch["x"]
             x_q, x_k = augment(
                 inputs.to(device), generator=None if device.type == "cuda" else generator
@@ -168,7 +171,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 warmup=warmup,
                 generator=generator,
                 query_encoder=query_encoder,
-                gather_keys=_all_gather if world > 1 else None,
+                gather_keys=all_gather if world > 1 else None,
                 gather_distributed=world > 1,
             )
             total = out.total.item()
@@ -187,7 +190,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             proto_acc_sum / max(steps, 1),
             float(steps),
         ]
-        averaged = _mean_over_workers(local, device)
+        averaged = mean_over_workers(local, device)
         epoch_seconds = time.perf_counter() - epoch_start
         metrics: dict[str, Any] = {
             "epoch": epoch + 1,
@@ -211,130 +214,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             )
         history.append(metrics)
         if rank == 0:
-            logger.info("epoch %d: %s", epoch + 1, _brief(metrics))
+            logger.info("epoch %d: %s", epoch + 1, brief(metrics))
         if last or (epoch + 1) % config.checkpoint_every == 0:
-            _report_with_checkpoint(
+            report_with_checkpoint(
                 rank, model, optimizer, epoch + 1, config, history, clustering, metrics
             )
         else:
-            ray.train.report(_reportable(metrics))
+            ray.train.report(reportable(metrics))
         if last and rank == 0:
             files.export(model.encoder_q, spec, config, history, loop_config["dataset_info"])
-
-
-# -- pieces ----------------------------------------------------------------------------------
-def _group_token(world: int) -> str:
-    """Identifies this worker group to the clustering actor; newer groups sort later."""
-    token = [f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"]
-    if world > 1:
-        dist.broadcast_object_list(token, src=0)
-    return token[0]
-
-
-def _load_share(dataset_dir: str, rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
-    """This rank's exact share of the train split (ids, decoded inputs), read once."""
-    parts = list(feature_pass_batches(dataset_dir, "train", rank, world, batch_size=4096))
-    if not parts:
-        raise ValueError(f"rank {rank} of {world} owns no training rows")
-    return np.concatenate([p.ids for p in parts]), np.concatenate([p.inputs for p in parts])
-
-
-def _exchange(actor, epoch, group, rank, world, features, ids) -> MultiClusterResult:
-    """Sends this worker's part to the clustering actor; returns the epoch's shared result."""
-    for attempt in range(5):
-        ref = actor.cluster.remote(epoch, group, rank, world, features, ids)
-        try:
-            return ray.get(ray.get(ref)[0])
-        except ray.exceptions.OwnerDiedError:
-            # the actor died after answering; its restart serves the epoch from its disk cache
-            logger.warning(
-                "clustering result of epoch %d lost with its owner; asking again (attempt %d)",
-                epoch,
-                attempt + 1,
-            )
-    raise RuntimeError(f"could not obtain the clustering of epoch {epoch}")
-
-
-def _all_gather(tensor: torch.Tensor) -> torch.Tensor:
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
-
-
-def _mean_over_workers(values: list[float], device) -> list[float]:
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tensor)
-        tensor /= dist.get_world_size()
-    return tensor.tolist()
-
-
-def _reportable(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, bool)) or v is None}
-
-
-def _brief(metrics: dict[str, Any]) -> str:
-    keys = (
-        "loss_total",
-        "loss_info_nce",
-        "loss_proto_nce",
-        "instance_accuracy",
-        "samples_per_second",
-        "knn_top1",
-        "nemd",
-    )
-    return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)
-
-
-def _report_with_checkpoint(
-    rank, model, optimizer, epoch, config, history, clustering, metrics
-) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
-        if rank == 0:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "config_json": config.to_json(),
-                "history_json": json.dumps(history),
-                "metrics_json": json.dumps(metrics),
-                "clustering": _clustering_state(clustering),
-            }
-            write_checkpoint(tmp, state, epoch)
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(
-            _reportable(metrics),
-            checkpoint=checkpoint,
-            checkpoint_dir_name=f"checkpoint_epoch_{epoch:05d}",
-        )
-
-
-def _clustering_state(result: MultiClusterResult | None) -> dict[str, Any]:
-    if result is None:
-        return {}
-    return {
-        k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v
-        for k, v in result.to_state().items()
-    }
-
-
-def _maybe_inject_fault(kind: str, epoch: int, rank: int, files: RunFiles, actor) -> None:
-    """Test hook (``PAUC_FAULT_INJECTION=worker@E`` or ``actor@E``), fires once per run:
-    SIGKILL to the last-ranked worker mid-epoch, or rank 0 kills the clustering actor."""
-    spec = os.environ.get(FAULT_ENV, "")
-    want_kind, _, want_epoch = spec.partition("@")
-    if want_kind != kind or want_epoch != str(epoch):
-        return
-    world = ray.train.get_context().get_world_size()
-    if rank != (world - 1 if kind == "worker" else 0):
-        return
-    marker = Path(files.run_dir) / f".fault-{kind}-{epoch}"
-    if marker.exists():
-        return
-    marker.touch()
-    if kind == "worker":
-        logger.warning("fault injection: SIGKILL to worker rank %d at epoch %d", rank, epoch)
-        os.kill(os.getpid(), signal.SIGKILL)
-    logger.warning("fault injection: killing the clustering actor at epoch %d", epoch)
-    ray.kill(actor, no_restart=False)

@@ -38,6 +38,19 @@ def test_read_split_decodes_every_id_once(quiet_ray_data, digits_dir, reader):
     np.testing.assert_array_equal(labels, expected.labels[ids])
 
 
+def test_read_split_of_a_relative_path_reads_from_any_working_directory(
+    quiet_ray_data, digits_dir, tmp_path, monkeypatch
+):
+    """Read tasks may run in another working directory (a `ray start` cluster, another
+    node): the folder is resolved where the dataset is built."""
+    from pauc_ray.data.ray_dataset import read_split
+
+    monkeypatch.chdir(digits_dir.parent)
+    ds = read_split(digits_dir.name, "train")
+    monkeypatch.chdir(tmp_path)
+    assert ds.count() == 1438
+
+
 def _consume_in_parallel(iterators) -> list[np.ndarray]:
     """streaming_split's iterators must be read concurrently (one thread per consumer)."""
 
