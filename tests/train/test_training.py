@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pauc_ray.checkpoint import find_latest_checkpoint, read_checkpoint
 from pauc_ray.data import PrepareConfig, load_split_arrays, prepare
@@ -18,6 +19,7 @@ from pauc_ray.data.augment import EvalTransform
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
 from pauc_ray.export import load_exported_model
+from pauc_ray.model.backbones import build_encoder
 from pauc_ray.train.config import TrainConfig
 from pauc_ray.train.driver import run_training
 from pauc_ray.train.worker import FAULT_ENV
@@ -54,44 +56,54 @@ def history(summary) -> list[dict]:
 
 
 def test_two_workers_with_the_clustering_actor_train_on_digits(ray_cluster, tmp_path):
-    """End to end on real images. (Beating the random-init encoder's kNN by a clear margin on
-    digits is NOT shown here: in our measurements random features already reach 89-96% kNN on
-    8x8 digits and short SSL runs do not clearly exceed that; see the README.)"""
+    """End to end on real images, and the trained encoder's kNN clearly beats the same encoder
+    at random initialisation (89.4 % here: random conv features are strong on 8x8 digits).
+
+    Augmentation suited to 8x8 digits (crops of at least half the image, no flips: a mirrored
+    digit is another glyph). With the ImageNet defaults (crops down to 20 %, flips) short runs
+    stay near the random-init score; see the README.
+    """
+    epochs = 8
     config = TrainConfig(
         dataset="digits",
         data_dir=str(tmp_path / "data"),
         storage=str(tmp_path / "runs"),
         name="digits",
-        epochs=4,
-        backbone="mlp",
-        batch_size=128,
-        queue_size=512,
+        epochs=epochs,
+        backbone="resnet18",
+        batch_size=64,
         kmeans=dataclasses.replace(TrainConfig().kmeans, num_clusters=(10, 20), nredo=1),
-        loss=dataclasses.replace(TrainConfig().loss, warmup_epochs=1),
+        loss=dataclasses.replace(TrainConfig().loss, warmup_epochs=2),
+        augment=dataclasses.replace(TrainConfig().augment, crop_scale=(0.5, 1.0), flip_p=0.0),
     )
     summary = run_training(config)
     assert summary["error"] is None
-    assert summary["epochs_completed"] == 4 and summary["world_size"] == 2
+    assert summary["epochs_completed"] == epochs and summary["world_size"] == 2
     assert (tmp_path / "runs" / "digits" / "summary.json").exists()
     model = load_exported_model(summary["export"])
-    assert model.meta["method"] == "pauc" and model.meta["epoch"] == 4
-    # the reported kNN is what the exported encoder gives, and far above chance (10%)
+    assert model.meta["method"] == "pauc" and model.meta["epoch"] == epochs
     data_dir = tmp_path / "data" / "digits"
     train, test = load_split_arrays(data_dir, "train"), load_split_arrays(data_dir, "test")
     transform = EvalTransform(config.augment)
-    a = embed_arrays(model.encoder, train.inputs, transform, "cpu")
-    b = embed_arrays(model.encoder, test.inputs, transform, "cpu")
-    trained = knn_classify(a, train.labels, b, test.labels, k=config.knn_k).top1
-    assert summary["knn_top1"] == pytest.approx(trained, abs=0.5)
-    assert trained > 70.0
+
+    def knn_top1(encoder) -> float:
+        a = embed_arrays(encoder, train.inputs, transform, "cpu")
+        b = embed_arrays(encoder, test.inputs, transform, "cpu")
+        return knn_classify(a, train.labels, b, test.labels, k=config.knn_k).top1
+
+    trained = knn_top1(model.encoder)
+    torch.manual_seed(config.seed)  # the workers' initialisation
+    random_init = knn_top1(build_encoder(model.spec))
+    assert summary["knn_top1"] == pytest.approx(trained, abs=0.5)  # reported = recomputed
+    assert trained >= random_init + 3.0, (trained, random_init)
     report = json.loads((tmp_path / "runs" / "digits" / "nemd_report.json").read_text())
     assert report["nemd"] > 0 and report["nemd_nn"] <= report["nemd"]
     h = history(summary)
-    assert [m["epoch"] for m in h] == [1, 2, 3, 4]
-    assert h[0]["warmup"] and all(m["clustering_seconds"] > 0 for m in h[1:])
-    assert all(m["prototype_accuracy"] is not None for m in h[1:])
+    assert [m["epoch"] for m in h] == list(range(1, epochs + 1))
+    assert h[1]["warmup"] and all(m["clustering_seconds"] > 0 for m in h[2:])
+    assert all(m["prototype_accuracy"] is not None for m in h[2:])
     state = read_checkpoint(find_latest_checkpoint(summary["run_dir"]))
-    assert state["epoch"] == 4 and "k0_centroids" in state["clustering"]
+    assert state["epoch"] == epochs and "k0_centroids" in state["clustering"]
     assert tuple(state["clustering"]["k1_centroids"].shape) == (20, 128)
 
 
