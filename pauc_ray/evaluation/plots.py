@@ -1,0 +1,137 @@
+"""Pictures of an evaluation (matplotlib, Agg backend: files only, no display).
+
+- :func:`plot_tsne`: a 2-D t-SNE map (scikit-learn) of a seeded subsample, coloured by class;
+- :func:`plot_nemd_matrix`: the NEMD (Eq. 3) matrix of one clustering as a heat map;
+- :func:`plot_unit_circle`: 2-D embeddings on the unit circle, the paper's Fig. 2 panel (drawn by
+  :func:`pauc_ray.experiments.blob_figure.draw_blob_figure`, so both look the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+
+def _subsample(n: int, max_points: int | None, seed: int) -> np.ndarray:
+    if max_points is None or n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+
+def plot_tsne(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    path: str | Path,
+    *,
+    title: str = "",
+    max_points: int | None = 2000,
+    seed: int = 0,
+    perplexity: float = 30.0,
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """Saves a t-SNE map of (at most ``max_points`` seeded rows of) ``embeddings`` (N, D).
+
+    t-SNE runs on cosine distances (the embeddings live on the unit sphere), initialised with
+    PCA, ``random_state=seed``; ``labels`` (N,) colour the points (-1: grey), named in the legend
+    by ``class_names[label]`` when given. Returns ``path``.
+    """
+    from sklearn.manifold import TSNE
+
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    labels = np.asarray(labels)
+    if embeddings.ndim != 2 or len(embeddings) != len(labels) or len(embeddings) < 5:
+        raise ValueError(
+            f"plot_tsne needs (N, D) embeddings with N >= 5 and N labels, got "
+            f"{embeddings.shape} and {labels.shape}"
+        )
+    keep = _subsample(len(embeddings), max_points, seed)
+    x, y = embeddings[keep], labels[keep]
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(perplexity, (len(x) - 1) / 3),
+        metric="cosine",
+        init="pca",
+        random_state=seed,
+    )
+    xy = tsne.fit_transform(x)
+    fig, ax = plt.subplots(figsize=(6.4, 6.0))
+    classes = np.unique(y[y >= 0])
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "hsv")
+    if (y < 0).any():
+        ax.scatter(*xy[y < 0].T, s=3, c="0.6", linewidths=0, label="unlabelled")
+    for i, c in enumerate(classes):
+        colour = cmap(i if len(classes) <= 10 else i / len(classes))
+        name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
+        ax.scatter(*xy[y == c].T, s=3, color=colour, linewidths=0, label=name)
+    if len(classes) <= 20:
+        ax.legend(markerscale=4, fontsize=7, loc="best", frameon=False, ncol=2)
+    ax.set_title(title or f"t-SNE of {len(x)} embeddings (seed {seed})", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_nemd_matrix(matrix: np.ndarray, path: str | Path, *, title: str = "") -> Path:
+    """Saves the (K, K) NEMD matrix as a heat map; NaN (pairs not evaluated) stays blank.
+
+    Prototypes are ordered by their nearest-neighbour NEMD, most crowded first, so collapsed
+    groups (small values off the diagonal) gather in the top-left corner.
+    """
+    m = np.array(matrix, dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"matrix must be square (K, K), got {m.shape}")
+    off = m.copy()
+    np.fill_diagonal(off, np.nan)
+    nearest = np.nan_to_num(off, nan=np.inf).min(axis=1)  # inf: no evaluated pair
+    order = np.argsort(nearest, kind="stable")
+    shown = np.ma.masked_invalid(m[np.ix_(order, order)])
+    fig, ax = plt.subplots(figsize=(6.0, 5.2))
+    image = ax.imshow(shown, cmap="viridis", vmin=0.0, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="W1 between prototypes (chordal, [0, 2])")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("prototype rank (by nearest-prototype NEMD)")
+    ax.set_ylabel("prototype rank")
+    ax.set_title(title or f"NEMD matrix, K = {m.shape[0]}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_unit_circle(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    path: str | Path,
+    *,
+    name: str,
+    nemd: float,
+    max_points: int | None = 20000,
+    seed: int = 0,
+) -> Path:
+    """Saves 2-D embeddings (N, 2) on the unit circle coloured by class, titled with ``name``
+    and ``nemd`` (the layout of one panel of the paper's Fig. 2)."""
+    from pauc_ray.experiments.blob_figure import draw_blob_figure
+
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2 or embeddings.shape[1] != 2:
+        raise ValueError(f"the unit-circle plot needs (N, 2) embeddings, got {embeddings.shape}")
+    keep = _subsample(len(embeddings), max_points, seed)
+    e = embeddings[keep] / np.linalg.norm(embeddings[keep], axis=1, keepdims=True)
+    y = np.asarray(labels)[keep]
+    classes = int(y.max()) + 1 if len(y) and y.max() >= 0 else 1
+    panel = SimpleNamespace(embedding=e, labels=y, row={"nemd": nemd})
+    layout = SimpleNamespace(methods=(name,), classes=(classes,))
+    draw_blob_figure({(classes, name, 0): panel}, layout, Path(path), seed=0)
+    return Path(path)

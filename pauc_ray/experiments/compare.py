@@ -1,0 +1,391 @@
+"""MoCo vs PCL vs PAUC through the Ray trainer, evaluated offline (Fashion-MNIST by default).
+
+Every run gets the same dataset, seed, backbone, batch size, epochs and every other setting;
+only the loss differs (``moco``, ``pcl``, ``pauc``; with ``--ablation`` also PCL plus each PAUC
+term alone: ``pcl+p-align``, ``pcl+p-uniform``, ``pcl+p-corr``, i.e. method ``pauc`` with the
+other two weights set to 0). Each finished export is evaluated with
+:func:`pauc_ray.evaluation.report.evaluate_model` (kNN, linear probe, NEMD, alignment and
+uniformity, pictures). ``OUT/table.md``, ``OUT/results.json`` and ``OUT/figure.png`` give each
+metric's mean and standard deviation over seeds; they are rewritten after every run.
+
+A run whose ``summary.json`` and export exist is not trained again, one with a checkpoint but
+no summary is resumed, and an existing ``eval.json`` is reused, so the same command continues
+an interrupted comparison. (The wall time of a resumed run counts only its resumed part.) A
+run folder trained with other settings is an error, never silently reused.
+
+Defaults fit one method into about 30 minutes on a 2-core CPU (the README gives the measured
+epoch times); on GPUs, raise ``--epochs`` and use ``--backbone resnet18``.
+
+Run: ``python -m pauc_ray.experiments.compare --dataset fashion-mnist --methods moco pcl pauc``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pauc_ray.data import DatasetError
+from pauc_ray.evaluation.report import EVAL_FILE, EvalConfig
+from pauc_ray.export import ExportError
+
+log = logging.getLogger(__name__)
+
+# variant -> (trainer method, loss weights set to 0); the remaining weights are the base
+# config's (LossConfig: alpha = beta = 1, gamma = 0.1).
+VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "moco": ("moco", ()),
+    "pcl": ("pcl", ()),
+    "pauc": ("pauc", ()),
+    "pcl+p-align": ("pauc", ("beta", "gamma")),
+    "pcl+p-uniform": ("pauc", ("alpha", "gamma")),
+    "pcl+p-corr": ("pauc", ("alpha", "beta")),
+}
+ABLATION = ("pcl", "pcl+p-align", "pcl+p-uniform", "pcl+p-corr")
+METRICS = (
+    ("knn20_top1", "kNN@20 top-1 (%)", "{:.2f}"),
+    ("knn200_top1", "kNN@200 top-1 (%)", "{:.2f}"),
+    ("linear_top1", "linear top-1 (%)", "{:.2f}"),
+    ("nemd", "NEMD", "{:.4f}"),
+    ("nemd_nn", "NEMD-nn", "{:.4f}"),
+    ("wall_minutes", "wall (min)", "{:.1f}"),
+)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Settings of the comparison (the flags of ``python -m pauc_ray.experiments.compare``).
+
+    Attributes:
+        dataset, data_dir: as for ``python -m pauc_ray.train``.
+        methods: variants to run (keys of ``VARIANTS``).
+        seeds: one run per variant and seed.
+        epochs, backbone, batch_size, workers: shared by every run. The defaults (MLP, 40
+            epochs, batch 256, 2 workers) fit one Fashion-MNIST method with its evaluation into
+            about 20-35 minutes on a 2-core CPU: an MLP epoch took 21-30 s there with little
+            else running and ~51 s on a busy machine; ResNet-18 took 6-11 s per batch of 256,
+            i.e. 23-44 minutes per epoch, so it is the GPU setting.
+        warmup_epochs: InfoNCE-only epochs before the prototype terms (``loss.warmup_epochs``);
+            None keeps the base config's. Default 4: 10% of the epochs, as the paper's 20/200.
+        output_size: ``augment.output_size`` (None: the images' own size).
+        base_config: YAML/JSON of further ``TrainConfig`` settings shared by every run.
+        ablation: add ``ABLATION`` to ``methods``.
+        out: where ``runs/``, ``eval/``, the table, results and figure go.
+        evaluation: settings of the offline evaluation of each export.
+    """
+
+    dataset: str = "fashion-mnist"
+    data_dir: str = "./data"
+    methods: tuple[str, ...] = ("moco", "pcl", "pauc")
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 40
+    backbone: str = "mlp"
+    batch_size: int = 256
+    workers: str = "2"
+    warmup_epochs: int | None = 4
+    output_size: int | None = None
+    base_config: str | None = None
+    ablation: bool = False
+    out: str = "runs/compare"
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in VARIANTS]
+        if unknown or not self.methods:
+            raise ValueError(f"methods must be among {sorted(VARIANTS)}, got {list(self.methods)}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        extra = ABLATION if self.ablation else ()
+        return tuple(dict.fromkeys((*self.methods, *extra)))
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{variant.replace('+', '_')}-seed{seed}"
+
+
+def train_config_for(config: CompareConfig, variant: str, seed: int):
+    """The run's ``TrainConfig``: base file, then the shared settings, then the variant's loss."""
+    from pauc_ray.train.config import TrainConfig, from_dict, load_config_file, merge
+
+    method, zeroed = VARIANTS[variant]
+    base = load_config_file(config.base_config) if config.base_config else {}
+    shared: dict[str, Any] = {
+        "dataset": config.dataset,
+        "data_dir": config.data_dir,
+        "seed": seed,
+        "epochs": config.epochs,
+        "backbone": config.backbone,
+        "batch_size": config.batch_size,
+        "workers": config.workers,
+        "storage": str(Path(config.out) / "runs"),
+        "name": run_name(variant, seed),
+        "method": method,
+        "loss": {name: 0.0 for name in zeroed},
+    }
+    if config.warmup_epochs is not None:
+        shared["loss"]["warmup_epochs"] = config.warmup_epochs
+    if config.output_size is not None:
+        shared["augment"] = {"output_size": config.output_size}
+    return from_dict(TrainConfig, merge(base, shared))
+
+
+def _train(train_config) -> dict[str, Any]:
+    from pauc_ray.checkpoint import find_latest_checkpoint
+    from pauc_ray.train.driver import run_training
+
+    run_dir = Path(train_config.storage) / train_config.name
+    if (run_dir / "config.json").is_file():  # never continue or reuse a run of other settings
+        saved = json.loads((run_dir / "config.json").read_text())
+        expected = json.loads(train_config.to_json())
+        changed = sorted(k for k in expected if k != "storage" and saved.get(k) != expected[k])
+        if changed:
+            raise ValueError(
+                f"{run_dir} was trained with other settings ({', '.join(changed)}); "
+                "choose another --out or remove that run"
+            )
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("error") is None and summary.get("export"):
+            log.warning("%s: finished before (summary.json), not trained again", run_dir)
+            return summary
+    if find_latest_checkpoint(run_dir) is not None:
+        log.warning("%s: resuming from its latest checkpoint", run_dir)
+        return run_training(train_config, resume=str(run_dir))
+    return run_training(train_config)
+
+
+def _evaluate(config: CompareConfig, train_config, summary, eval_dir: Path) -> dict[str, Any]:
+    from pauc_ray.evaluation.report import evaluate_model
+    from pauc_ray.export import load_exported_model
+    from pauc_ray.train.driver import resolve_dataset
+
+    done = eval_dir / EVAL_FILE
+    if done.is_file():  # reused only when it evaluated this export with these settings
+        result = json.loads(done.read_text())
+        wanted = json.loads(json.dumps(dataclasses.asdict(config.evaluation), default=str))
+        stored = result.get("settings", {})
+        same = all(
+            stored.get(k) == v for k, v in wanted.items() if k not in ("num_clusters", "device")
+        )
+        if same and result.get("model") == str(Path(summary["export"])):
+            return result
+    model = load_exported_model(summary["export"])
+    dataset_dir = resolve_dataset(train_config)
+    return evaluate_model(model, dataset_dir, eval_dir, config.evaluation, config.dataset)
+
+
+def run_one(config: CompareConfig, variant: str, seed: int) -> dict[str, Any]:
+    """Trains (or reuses) one run and evaluates its export; returns the row of the table."""
+    train_config = train_config_for(config, variant, seed)
+    summary = _train(train_config)
+    row: dict[str, Any] = {
+        "variant": variant,
+        "method": train_config.method,
+        "seed": seed,
+        "run_dir": summary["run_dir"],
+        "wall_seconds": summary["wall_seconds"],
+        "wall_minutes": summary["wall_seconds"] / 60.0,
+        "epochs_completed": summary["epochs_completed"],
+        "error": summary.get("error"),
+    }
+    if row["error"] is None and summary.get("export"):
+        eval_dir = Path(config.out) / "eval" / run_name(variant, seed)
+        result = _evaluate(config, train_config, summary, eval_dir)
+        row.update(result["summary"], eval_dir=str(eval_dir))
+    elif row["error"] is None:
+        row["error"] = "the run wrote no export"
+    return row
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per variant: the number of finished seeds and each metric's mean and std (ddof 1)."""
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        group = [r for r in rows if r["variant"] == variant and r.get("error") is None]
+        entry: dict[str, Any] = {"variant": variant, "seeds": len(group)}
+        for key, _, _ in (*METRICS, ("nemd_num_clusters", "", "")):
+            values = np.array([g[key] for g in group if g.get(key) is not None], dtype=float)
+            entry[f"{key}_mean"] = float(values.mean()) if len(values) else None
+            entry[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+        out.append(entry)
+    return out
+
+
+def _describe(config: CompareConfig) -> str:
+    return (
+        f"{config.dataset}, {config.backbone}, {config.epochs} epochs, batch "
+        f"{config.batch_size}, workers {config.workers}, seeds "
+        f"{' '.join(map(str, config.seeds))}"
+    )
+
+
+def format_table(summary: Sequence[dict[str, Any]], config: CompareConfig) -> str:
+    ks = {s["nemd_num_clusters_mean"] for s in summary if s["nemd_num_clusters_mean"]}
+    k_note = f" (K = {int(next(iter(ks)))})" if len(ks) == 1 else ""
+    header = ["method", "seeds", *(label for _, label, _ in METRICS)]
+    header[header.index("NEMD")] += k_note
+    lines = [
+        f"{_describe(config)}; mean ± std over seeds (std only with 2 or more)\n",
+        "| " + " | ".join(header) + " |",
+        "|---|---:|" + "---:|" * len(METRICS),
+    ]
+    for s in summary:
+        cells = [s["variant"], str(s["seeds"])]
+        for key, _, fmt in METRICS:
+            mean, std = s[f"{key}_mean"], s[f"{key}_std"]
+            if mean is None:
+                cells.append("-")
+            else:
+                cells.append(
+                    fmt.format(mean) + (f" ± {fmt.format(std)}" if std is not None else "")
+                )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def draw_figure(
+    rows: Sequence[dict[str, Any]], summary: Sequence[dict], path: Path, title: str = ""
+) -> None:
+    """One panel per metric: the mean per variant as a bar, each seed as a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = [s["variant"] for s in summary]
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.0 * len(METRICS), 3.4))
+    for ax, (key, label, _) in zip(axes, METRICS):
+        means = [s[f"{key}_mean"] if s[f"{key}_mean"] is not None else np.nan for s in summary]
+        ax.bar(range(len(variants)), means, color="0.8")
+        for i, variant in enumerate(variants):
+            values = [r[key] for r in rows if r["variant"] == variant and r.get(key) is not None]
+            ax.scatter([i] * len(values), values, s=12, color="C0", zorder=3)
+        ax.set_xticks(range(len(variants)))
+        ax.set_xticklabels(variants, rotation=35, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(config: CompareConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows)
+    results = {"settings": dataclasses.asdict(config), "runs": rows, "summary": summary}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / "table.md").write_text(format_table(summary, config))
+    if any(r.get("error") is None for r in rows):
+        draw_figure(rows, summary, out / "figure.png", title=_describe(config))
+    return summary
+
+
+def run_comparison(config: CompareConfig) -> list[dict[str, Any]]:
+    """Every variant x seed, in seed-major order; returns the rows (also in results.json)."""
+    rows: list[dict[str, Any]] = []
+    for seed in config.seeds:
+        for variant in config.variants:
+            started = time.perf_counter()
+            row = run_one(config, variant, seed)
+            log.warning(
+                "%s seed %d done in %.0f s: %s",
+                variant,
+                seed,
+                time.perf_counter() - started,
+                {k: row.get(k) for k, _, _ in METRICS},
+            )
+            rows.append(row)
+            write_outputs(config, rows)
+    return rows
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    d = CompareConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m pauc_ray.experiments.compare",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", default=d.dataset, help="as for python -m pauc_ray.train")
+    p.add_argument("--data-dir", default=d.data_dir, help="where prepared datasets are kept")
+    p.add_argument(
+        "--methods", nargs="+", choices=list(VARIANTS), default=list(d.methods), help="variants"
+    )
+    p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds), help="one run each")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="every run")
+    p.add_argument(
+        "--backbone", default=d.backbone, choices=["mlp", "resnet18", "resnet50"], help="every run"
+    )
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch")
+    p.add_argument("--workers", default=d.workers, help="N or MIN:MAX")
+    p.add_argument(
+        "--warmup-epochs", type=int, default=d.warmup_epochs, help="InfoNCE-only epochs first"
+    )
+    p.add_argument("--output-size", type=int, default=d.output_size, help="augment.output_size")
+    p.add_argument("--config", default=None, help="YAML/JSON of further TrainConfig settings")
+    p.add_argument("--ablation", action="store_true", help="add " + ", ".join(ABLATION))
+    p.add_argument("--out", default=None, help="output folder; None: runs/compare-DATASET")
+    p.add_argument(
+        "--max-eval-samples", type=int, default=None, help="rows per split in eval; None: all"
+    )
+    p.add_argument("--no-plots", action="store_true", help="no per-run PNGs")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        evaluation = dataclasses.replace(
+            EvalConfig(), max_samples=args.max_eval_samples, plots=not args.no_plots
+        )
+        config = CompareConfig(
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            methods=tuple(args.methods),
+            seeds=tuple(args.seeds),
+            epochs=args.epochs,
+            backbone=args.backbone,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            warmup_epochs=args.warmup_epochs,
+            output_size=args.output_size,
+            base_config=args.config,
+            ablation=args.ablation,
+            out=args.out or f"runs/compare-{args.dataset.replace(':', '_').replace('/', '_')}",
+            evaluation=evaluation,
+        )
+        from pauc_ray.train.driver import init_ray, resolve_dataset
+
+        for variant in config.variants:  # every setting checked before anything runs
+            train_config_for(config, variant, config.seeds[0])
+        resolve_dataset(train_config_for(config, config.variants[0], config.seeds[0]))
+        init_ray()
+        rows = run_comparison(config)
+    except (ValueError, DatasetError, ExportError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(Path(config.out, "table.md").read_text())
+    print(f"wrote {config.out}/table.md, results.json, figure.png")
+    return 0 if all(r.get("error") is None for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The comparison: variants and their settings (no Ray), and a tiny end-to-end run on blobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import yaml
+
+from pauc_ray import evaluate
+from pauc_ray.checkpoint import write_checkpoint
+from pauc_ray.data import PrepareConfig, prepare
+from pauc_ray.experiments import compare
+
+
+def test_every_variant_shares_all_settings_but_the_loss(tmp_path):
+    config = compare.CompareConfig(
+        dataset="digits", seeds=(3,), epochs=4, ablation=True, out=str(tmp_path)
+    )
+    assert config.variants == (
+        "moco",
+        "pcl",
+        "pauc",
+        "pcl+p-align",
+        "pcl+p-uniform",
+        "pcl+p-corr",
+    )
+    configs = {v: compare.train_config_for(config, v, 3).to_dict() for v in config.variants}
+    weights = {v: (c["method"], *(c["loss"][w] for w in ("alpha", "beta", "gamma"))) for v, c in configs.items()}  # fmt: skip
+    assert weights["pcl+p-align"] == ("pauc", 1.0, 0.0, 0.0)
+    assert weights["pcl+p-uniform"] == ("pauc", 0.0, 1.0, 0.0)
+    assert weights["pcl+p-corr"] == ("pauc", 0.0, 0.0, 0.1)
+    assert weights["pauc"] == ("pauc", 1.0, 1.0, 0.1) and weights["pcl"][0] == "pcl"
+
+    def shared(c):
+        rest = {k: v for k, v in c.items() if k not in ("method", "name", "loss")}
+        loss = {k: v for k, v in c["loss"].items() if k not in ("alpha", "beta", "gamma")}
+        return rest, loss
+
+    first = shared(configs["moco"])
+    assert all(shared(c) == first for c in configs.values())
+    assert first[0]["seed"] == 3 and first[0]["epochs"] == 4 and first[0]["backbone"] == "mlp"
+    assert first[1]["warmup_epochs"] == config.warmup_epochs
+    assert len({c["name"] for c in configs.values()}) == len(configs)
+
+
+def test_a_run_with_a_checkpoint_but_no_summary_is_resumed(tmp_path, monkeypatch):
+    from pauc_ray.train import driver
+
+    calls = []
+    monkeypatch.setattr(
+        driver, "run_training", lambda cfg, resume=None: calls.append(resume) or {"x": 1}
+    )
+    config = compare.CompareConfig(dataset="digits", out=str(tmp_path))
+    train_config = compare.train_config_for(config, "pauc", 0)
+    run_dir = tmp_path / "runs" / train_config.name
+    assert compare._train(train_config) == {"x": 1} and calls == [None]  # fresh
+    write_checkpoint(run_dir / "checkpoint_epoch_00001", {"epoch": 1}, 1)
+    compare._train(train_config)
+    assert calls[-1] == str(run_dir)  # interrupted: resumed
+    (run_dir / "summary.json").write_text(json.dumps({"error": None, "export": "e"}))
+    assert compare._train(train_config) == {"error": None, "export": "e"}
+    assert len(calls) == 2  # finished: not trained again
+    (run_dir / "config.json").write_text(train_config.to_json())
+    assert compare._train(train_config) == {"error": None, "export": "e"}
+    other = compare.train_config_for(dataclasses.replace(config, epochs=7), "pauc", 0)
+    with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
+        compare._train(other)  # another --epochs into the same --out
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--epochs", "0"], "epochs"),
+        (["--config", "/no/such.yaml"], "no such file"),
+        (["--dataset", "cifar"], "expected one of"),
+        (["--batch-size", "0"], "batch_size"),
+    ],
+)
+def test_bad_arguments_exit_2(argv, words, tmp_path, capsys):
+    assert compare.main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and words in err[0]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_tiny_comparison_trains_evaluates_and_continues(ray_cluster, tmp_path, capsys):
+    data = tmp_path / "blobs"
+    prepare("blobs", data, PrepareConfig(classes=4, samples_per_class=150, progress=False))
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        yaml.safe_dump(
+            {
+                "embedding_dim": 2,
+                "queue_size": 128,
+                "eval_max_samples": 480,
+                "kmeans": {"num_clusters": [4, 8], "nredo": 1},
+            }
+        )
+    )
+    out = tmp_path / "compare"
+    argv = [
+        *("--dataset", f"parquet:{data}", "--methods", "moco", "pauc", "--seeds", "0"),
+        *("--epochs", "2", "--warmup-epochs", "1", "--batch-size", "64", "--workers", "1"),
+        *("--config", str(base), "--out", str(out)),
+    ]
+    assert compare.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = {r["variant"]: r for r in results["runs"]}
+    assert set(rows) == {"moco", "pauc"}
+    for row in rows.values():
+        assert row["error"] is None and row["epochs_completed"] == 2
+        assert 25 < row["knn20_top1"] <= 100 and 25 < row["linear_top1"] <= 100  # chance: 25
+        assert 0 < row["nemd_nn"] <= row["nemd"] + 1e-9 and row["nemd_num_clusters"] == 4
+        assert row["wall_seconds"] > 0
+        eval_dir = out / "eval" / compare.run_name(row["variant"], 0)
+        for name in ("eval.json", "tsne.png", "nemd_k4.png", "nemd_k8.png", "unit_circle.png"):
+            assert (eval_dir / name).is_file(), name
+    configs = [
+        json.loads((out / "runs" / compare.run_name(v, 0) / "config.json").read_text())
+        for v in ("moco", "pauc")
+    ]
+    for c in configs:
+        del c["method"], c["name"]
+    assert configs[0] == configs[1]  # only the loss differs
+    table = (out / "table.md").read_text()
+    assert "| moco | 1 |" in table and "| pauc | 1 |" in table
+    assert (out / "figure.png").stat().st_size > 10_000
+    summary = {s["variant"]: s for s in results["summary"]}
+    assert summary["pauc"]["linear_top1_mean"] == rows["pauc"]["linear_top1"]
+
+    # the same command again trains and evaluates nothing
+    stamps = sorted(p.stat().st_mtime_ns for p in out.rglob("*.json") if "eval" in p.parts)
+    summaries = sorted(p.stat().st_mtime_ns for p in out.rglob("summary.json"))
+    assert compare.main(argv) == 0
+    assert sorted(p.stat().st_mtime_ns for p in out.rglob("summary.json")) == summaries
+    assert sorted(p.stat().st_mtime_ns for p in out.rglob("*.json") if "eval" in p.parts) == stamps
+    assert json.loads((out / "results.json").read_text())["runs"] == results["runs"]
+
+    # python -m pauc_ray.evaluate on a trained run folder gives the comparison's numbers
+    capsys.readouterr()
+    run_dir = rows["pauc"]["run_dir"]
+    assert evaluate.main([run_dir, "--out", str(tmp_path / "eval")]) == 0
+    again = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert again["summary"] == json.loads((out / "eval" / "pauc-seed0" / "eval.json").read_text())["summary"]  # fmt: skip
+    assert again["method"] == "pauc" and again["epoch"] == 2
