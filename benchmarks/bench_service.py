@@ -1,0 +1,294 @@
+"""``POST /embed`` over loopback (real uvicorn) vs the same model's in-process batched forward.
+
+    .venv/bin/python benchmarks/bench_service.py [--seconds 30] [--clients 32] [--items 1]
+
+1. In-process: the served model (loaded through the service's registry, so the same
+   ``EvalTransform`` + encoder + L2 normalisation) on batches of ``--max-batch`` decoded
+   digits, inputs/s.
+2. ``python -m service`` in a subprocess with micro-batching (``--max-batch``,
+   ``--max-wait-ms``), ``--clients`` concurrent keep-alive connections each sending
+   ``--items`` base64 PNG digits per request for ``--seconds`` (after a warm-up): inputs/s,
+   requests/s, p50/p99 latency, mean micro-batch (from ``/metrics``); the ratio to (1) (goal
+   >= 0.7).
+3. The same with ``--max-batch 1``: batch-size-1 serving. The gain of (2) over (3).
+
+The load generator is a minimal asyncio HTTP/1.1 client (pre-encoded request, Content-Length
+responses), so the client costs little of the machine's CPU. Without ``--models`` the model is
+a freshly initialised ResNet-18 (small-image stem) on 1x8x8 digits, embedding 128: the default
+training job's encoder, exported with ``pauc_ray.export.export_model``. Both sides use
+``--torch-threads`` threads. Never run from the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import dataclasses
+import io
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pauc_ray.data.augment import AugmentConfig
+from pauc_ray.export import export_model
+from pauc_ray.model.backbones import EncoderSpec, build_encoder
+from service.registry import ModelRegistry
+
+MODEL_ID = "bench-digits-resnet18"
+
+
+def digits_uint8() -> np.ndarray:
+    """(1797, 8, 8) uint8: scikit-learn's digits (0..16) scaled to 0..255."""
+    from sklearn.datasets import load_digits
+
+    return np.round(load_digits().images * (255 / 16)).astype(np.uint8)
+
+
+def build_root(directory: Path) -> Path:
+    spec = EncoderSpec("resnet18", "image", (1, 8, 8), 128, 2)
+    torch.manual_seed(0)
+    meta = {
+        "method": "random-init",
+        "dataset": "digits",
+        "dataset_info": {"kind": "image", "channels": 1, "height": 8, "width": 8},
+        "epoch": 0,
+        "metrics": {},
+        "preprocessing": {"augment": json.loads(json.dumps(dataclasses.asdict(AugmentConfig())))},
+    }
+    export_model(directory / MODEL_ID / "export", build_encoder(spec).state_dict(), spec, meta)
+    return directory
+
+
+def png_b64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def in_process(root: Path, model_id: str, images: np.ndarray, batch: int, seconds: float) -> dict:
+    registry = ModelRegistry(root, 4)
+    registry.load_all()
+    served = registry.get(model_id)
+    inputs = images[:, None]
+    served.embed(inputs[:batch])  # warm-up
+    done, start, i = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        chunk = inputs[i : i + batch]
+        if len(chunk) < batch:
+            i, chunk = 0, inputs[:batch]
+        served.embed(chunk)
+        done += len(chunk)
+        i += batch
+    elapsed = time.perf_counter() - start
+    return {"inputs_per_second": done / elapsed, "batch": batch, "seconds": elapsed}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _http(port: int, path: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/"):
+        raise ConnectionError(f"no HTTP response to GET {path}")
+    return int(head.split(b" ")[1]), body
+
+
+async def _client(port: int, request: bytes, stop: float, warm: float, out: list, errors: list):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while (now := time.perf_counter()) < stop:
+            writer.write(request)
+            status = int((await reader.readline()).split(b" ")[1])
+            length = 0
+            while (line := await reader.readline()) != b"\r\n":
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            done = time.perf_counter()
+            if status != 200:
+                errors.append(status)
+            elif now >= warm:
+                out.append((done, done - now))
+    finally:
+        writer.close()
+
+
+async def load(port: int, body: bytes, clients: int, seconds: float, warmup: float) -> dict:
+    head = (
+        f"POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    start = time.perf_counter()
+    warm, stop = start + warmup, start + warmup + seconds
+    done: list[tuple[float, float]] = []
+    errors: list[int] = []
+    await asyncio.gather(
+        *(_client(port, head + body, stop, warm, done, errors) for _ in range(clients))
+    )
+    latencies = np.array([latency for _, latency in done])
+    window = max(t for t, _ in done) - warm if done else seconds
+    return {
+        "requests": len(done),
+        "errors": len(errors),
+        "requests_per_second": len(done) / window,
+        "p50_ms": float(np.percentile(latencies, 50) * 1000),
+        "p99_ms": float(np.percentile(latencies, 99) * 1000),
+    }
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return float("nan")
+
+
+def serve_and_load(root: Path, args: argparse.Namespace, max_batch: int, body: bytes) -> dict:
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.torch_threads)}
+    command = [
+        sys.executable,
+        "-m",
+        "service",
+        "--models",
+        str(root),
+        "--port",
+        str(port),
+        "--max-batch",
+        str(max_batch),
+        "--max-wait-ms",
+        str(args.max_wait_ms),
+        "--torch-threads",
+        str(args.torch_threads),
+        "--switch-interval-ms",
+        str(args.switch_interval_ms),
+        "--max-items",
+        str(max(args.items, 256)),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    server = subprocess.Popen(command, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if asyncio.run(_http(port, "/readyz"))[0] == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.2)
+        result = asyncio.run(load(port, body, args.clients, args.seconds, args.warmup))
+        metrics = asyncio.run(_http(port, "/metrics"))[1].decode()
+        batches = _metric(metrics, "pauc_embed_batch_size_count")
+        result["mean_batch"] = _metric(metrics, "pauc_embed_batch_size_sum") / batches
+        # the share of the run the forward thread was busy (warm-up included)
+        busy = _metric(metrics, "pauc_embed_forward_seconds_total")
+        result["forward_busy"] = busy / (args.seconds + args.warmup)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    result["inputs_per_second"] = result["requests_per_second"] * args.items
+    result["max_batch"] = max_batch
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, help="a storage ROOT (default: a fresh export)")
+    parser.add_argument("--model", default=MODEL_ID, help="model id under --models")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured time per setting")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--items", type=int, default=1, help="images per request")
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--switch-interval-ms", type=float, default=0.5, help="server's GIL")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.torch_threads)
+    images = digits_uint8()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.models or build_root(Path(tmp))
+        model = args.model if args.models else MODEL_ID
+        results: dict = {
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "load_average_1min_at_start": os.getloadavg()[0],
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            },
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        }
+        # the machine is shared: the baseline is taken before and after, and averaged
+        base_seconds = max(args.seconds / 3, 5.0)
+        before = in_process(root, model, images, args.max_batch, base_seconds)
+        payload = [png_b64(images[i % len(images)]) for i in range(args.items)]
+        body = json.dumps({"model": model, "inputs": payload}).encode()
+        for name, max_batch in (("micro_batching", args.max_batch), ("batch_size_1", 1)):
+            results[name] = serve_and_load(root, args, max_batch, body)
+        after = in_process(root, model, images, args.max_batch, base_seconds)
+        rate = (before["inputs_per_second"] + after["inputs_per_second"]) / 2
+        results["in_process"] = {"before": before, "after": after, "inputs_per_second": rate}
+        print(
+            f"in-process forward, batch {args.max_batch}, {args.torch_threads} torch thread(s): "
+            f"{rate:.0f} inputs/s (before {before['inputs_per_second']:.0f}, "
+            f"after {after['inputs_per_second']:.0f})"
+        )
+        for name in ("micro_batching", "batch_size_1"):
+            r = results[name]
+            max_batch = r["max_batch"]
+            ratio = r["inputs_per_second"] / rate
+            r["ratio_to_in_process"] = ratio
+            print(
+                f"HTTP /embed {name} (max batch {max_batch}), {args.clients} clients x "
+                f"{args.items} image(s)/request, {args.seconds:.0f} s: "
+                f"{r['inputs_per_second']:.0f} inputs/s ({r['requests_per_second']:.0f} req/s), "
+                f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, mean batch "
+                f"{r['mean_batch']:.1f}, forward thread busy {r['forward_busy']:.0%}, errors "
+                f"{r['errors']}; / in-process = {ratio:.2f}"
+                + (" (goal >= 0.7)" if name == "micro_batching" else "")
+            )
+        gain = (
+            results["micro_batching"]["inputs_per_second"]
+            / results["batch_size_1"]["inputs_per_second"]
+        )
+        results["micro_batching_gain"] = gain
+        print(f"micro-batching vs batch-size-1 serving: {gain:.2f}x throughput")
+        results["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
+        print(
+            f"load average (1 min) at start / end: "
+            f"{results['machine']['load_average_1min_at_start']:.1f} / "
+            f"{results['machine']['load_average_1min_at_end']:.1f}"
+        )
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""``python -m service --models ROOT [--host 127.0.0.1] [--port 8000]``: serve with uvicorn.
+
+Every setting is a flag and an environment variable (``python -m service --help``); a bad one
+stops the start with ``error: ...`` naming it (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from service.settings import SettingsError, add_arguments, settings_from
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Serve embeddings and NEMD reports of the models exported under ROOT.",
+    )
+    return add_arguments(parser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from(args, os.environ)
+    except SettingsError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # this process serves and nothing else, so it may set process-wide things
+    sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
+    # imported after the settings are checked: a bad flag should not wait for torch
+    import uvicorn
+
+    from service.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        log_config=None,  # keep the logging configured above
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""``create_app(settings)``: the FastAPI app. Nothing is built or loaded at import time.
+
+    from service.app import create_app
+    from service.settings import settings_from
+    app = create_app(settings_from(models=Path("runs")))
+
+The lifespan starts the parts (:class:`service.state.ServiceState`): the forward thread, the
+NEMD job pool and, in a background thread, the models; ``/healthz`` answers at once and
+``/readyz`` once every model found is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import pauc_ray
+from service.errors import install_error_handlers
+from service.middleware import ServiceMiddleware
+from service.routes import datasets, embed, health, metrics, models, nemd
+from service.settings import ServiceSettings
+from service.state import ServiceState
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """Embeddings and NEMD reports (Eq. 3 of the PAUC paper) from the models that
+training exported under ROOT. Errors are JSON: `{"error", "field", "message", "errors"}`.
+When `PAUC_API_KEY` is set, every route but `/healthz` and `/readyz` needs it in `X-API-Key`
+(or `Authorization: Bearer`)."""
+
+
+def create_app(settings: ServiceSettings, *, load_in_background: bool = True) -> FastAPI:
+    """The app serving every export under ``settings.models``.
+
+    Args:
+        settings: checked settings (:func:`service.settings.settings_from`).
+        load_in_background: load models in a thread after start-up (``/readyz`` says when
+            done); False loads them before the app accepts requests.
+    """
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start(load_in_background)
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(
+        title="PAUC service",
+        version=pauc_ray.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    for module in (health, models, datasets, embed, nemd, metrics):
+        app.include_router(module.router)
+    app.add_middleware(ServiceMiddleware, state=state)
+    return app

@@ -1,0 +1,100 @@
+"""One ASGI layer around the app: request metrics, the optional API key, the body size limit.
+
+Pure ASGI (no ``BaseHTTPMiddleware``), so it adds no task per request and sees the status of
+every response, the 401s and 413s it sends itself included. The route label is the matched
+route's template (``/models/{model_id:path}/nemd``), read from the scope after routing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import error_body
+from service.state import ServiceState
+
+__all__ = ["OPEN_PATHS", "ServiceMiddleware"]
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+API_KEY_HEADER = "x-api-key"
+
+
+def _presented_key(headers: Headers) -> str | None:
+    key = headers.get(API_KEY_HEADER)
+    if key is not None:
+        return key
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app raises before responding, the server sends a 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send_and_record)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            metrics = self.state.metrics
+            metrics.requests.inc(route, scope["method"], str(status))
+            metrics.latency.observe(time.perf_counter() - started, route)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        settings = self.state.settings
+        if settings.api_key and scope["path"] not in OPEN_PATHS:
+            key = _presented_key(headers)
+            if key is None or not hmac.compare_digest(key.encode(), settings.api_key.encode()):
+                message = (
+                    "missing API key: send it as X-API-Key or Authorization: Bearer"
+                    if key is None
+                    else "wrong API key"
+                )
+                response = JSONResponse(
+                    error_body(401, message, API_KEY_HEADER),
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        limit = settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = JSONResponse(
+                error_body(413, f"body: {declared} bytes, at most {limit} allowed", "body"),
+                status_code=413,
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # raised inside the route's body read; the app's handler answers 413
+                    raise HTTPException(413, f"body: more than {limit} bytes, at most {limit}")
+            return message
+
+        await self.app(scope, receive_limited, send)

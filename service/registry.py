@@ -1,0 +1,228 @@
+"""The served models: every run folder under ROOT that holds a complete export.
+
+A run folder is any folder ``ROOT/.../RUN`` (at most ``discovery_depth`` levels down) holding
+``export/model.json`` and ``export/model.pt``; its model id is ``RUN``'s path relative to ROOT
+in POSIX form (``pauc-digits-20261125-031500``, ``sweep-3/trial_0``). Discovery never follows
+symbolic links to folders, skips hidden folders, ``checkpoint_*``, ``clustering`` and
+``datasets`` (at the top), and drops an export whose files resolve outside ROOT.
+
+Models are loaded only through :func:`pauc_ray.export.load_exported_model` (strict, weights
+read with ``torch.load(weights_only=True)``: no arbitrary object is ever unpickled). A model
+that fails to load is logged and listed by ``/readyz``; the others are still served.
+
+Requests to a model carry raw inputs: images of the dataset's stored size (``dataset_info`` in
+``model.json``) and channel count, or vectors of the encoder's length. They go through
+``EvalTransform(preprocessing.augment)`` exactly as in evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pauc_ray.data.augment import AugmentConfig, EvalTransform
+from pauc_ray.export import META_FILE, WEIGHTS_FILE, ExportedModel, load_exported_model
+
+__all__ = ["ModelRegistry", "ServedModel", "discover_runs", "is_inside"]
+
+logger = logging.getLogger(__name__)
+
+EXPORT_DIR = "export"
+SUMMARY_FILE = "summary.json"
+NEMD_REPORT_FILE = "nemd_report.json"
+_SKIPPED = ("clustering",)
+_SKIPPED_PREFIXES = (".", "checkpoint_")
+_LOAD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, pickle.UnpicklingError)
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, with every symbolic link resolved, lies inside ``root`` (resolved)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
+def discover_runs(
+    root: Path, max_depth: int, skip_top: tuple[str, ...] = ("datasets",)
+) -> list[tuple[str, Path]]:
+    """Run folders under ``root`` holding ``export/model.json``, as sorted ``(id, path)`` pairs."""
+    root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    for current, dirs, _files in os.walk(root, followlinks=False):
+        here = Path(current)
+        depth = len(here.relative_to(root).parts)
+        if depth and (here / EXPORT_DIR / META_FILE).is_file():
+            export = here / EXPORT_DIR
+            if all(is_inside(export / name, root) for name in (META_FILE, WEIGHTS_FILE)):
+                found.append((here.relative_to(root).as_posix(), here))
+            else:
+                logger.warning("skipping %s: its export resolves outside %s", here, root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if depth < max_depth
+            and d not in _SKIPPED
+            and d != EXPORT_DIR
+            and not d.startswith(_SKIPPED_PREFIXES)
+            and not (depth == 0 and d in skip_top)
+        )
+    return sorted(found)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        logger.warning("ignoring %s: %s", path, exc)
+        return None
+
+
+def _numbers(data: Any) -> dict[str, Any]:
+    """The scalar entries of a JSON object (paths and nested values left out)."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        k: v
+        for k, v in data.items()
+        if v is None or (isinstance(v, (int, float, bool)) and not isinstance(v, str))
+    }
+
+
+def _augment_config(meta: dict[str, Any]) -> AugmentConfig:
+    raw = (meta.get("preprocessing") or {}).get("augment")
+    if not isinstance(raw, dict):
+        logger.warning("no preprocessing.augment in model.json: using AugmentConfig()")
+        return AugmentConfig()
+    known = {f.name for f in dataclasses.fields(AugmentConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+    return AugmentConfig(**values)
+
+
+def _raw_input_shape(exported: ExportedModel) -> tuple[int, ...]:
+    """The shape of one input in a request: the stored dataset's image size, else the spec's."""
+    spec = exported.spec
+    info = exported.meta.get("dataset_info")
+    if spec.input_kind == "image" and isinstance(info, dict):
+        shape = (info.get("channels"), info.get("height"), info.get("width"))
+        if all(isinstance(v, int) and v > 0 for v in shape) and shape[0] == spec.input_shape[0]:
+            return shape  # type: ignore[return-value]
+    return tuple(spec.input_shape)
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """One loaded export and what the routes need to serve it.
+
+    Attributes:
+        id: the run folder relative to ROOT.
+        exported: the encoder (eval mode) and its description.
+        transform: ``EvalTransform`` of the run's preprocessing.
+        input_shape: shape of one request input: (C, H, W) uint8 images or (dim,) floats.
+        run_dir: the run folder.
+        summary: scalar entries of ``summary.json`` (empty when there is none).
+    """
+
+    id: str
+    exported: ExportedModel
+    transform: EvalTransform
+    input_shape: tuple[int, ...]
+    run_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def input_kind(self) -> str:
+        return self.exported.spec.input_kind
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.exported.spec.embedding_dim
+
+    @property
+    def nemd_report_path(self) -> Path:
+        return self.run_dir / NEMD_REPORT_FILE
+
+    def describe(self) -> dict[str, Any]:
+        """The entry of ``GET /models``."""
+        meta = self.exported.meta
+        metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if v is not None}
+        metrics.update({k: v for k, v in self.summary.items() if k not in ("method", "dataset")})
+        return {
+            "id": self.id,
+            "method": meta.get("method"),
+            "dataset": meta.get("dataset"),
+            "backbone": self.exported.spec.backbone,
+            "input_kind": self.input_kind,
+            "input_shape": list(self.input_shape),
+            "embedding_dim": self.embedding_dim,
+            "epoch": meta.get("epoch"),
+            "metrics": metrics,
+            "has_nemd_report": self.nemd_report_path.is_file(),
+        }
+
+    @torch.inference_mode()
+    def embed(self, inputs: np.ndarray) -> np.ndarray:
+        """(N, D) float32 L2-normalised embeddings of raw inputs (N, *input_shape)."""
+        x = self.transform(torch.from_numpy(np.ascontiguousarray(inputs)))
+        return self.exported.embed(x).numpy()
+
+
+def load_served_model(model_id: str, run_dir: Path) -> ServedModel:
+    exported = load_exported_model(run_dir / EXPORT_DIR)
+    summary = _read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).is_file() else None
+    return ServedModel(
+        id=model_id,
+        exported=exported,
+        transform=EvalTransform(_augment_config(exported.meta)),
+        input_shape=_raw_input_shape(exported),
+        run_dir=run_dir,
+        summary=_numbers(summary),
+    )
+
+
+class ModelRegistry:
+    """The models found under ROOT, by id. Filled once by :meth:`load_all`, then read-only."""
+
+    def __init__(self, root: Path, max_depth: int) -> None:
+        self.root = root
+        self.max_depth = max_depth
+        self.models: dict[str, ServedModel] = {}
+        self.failed: dict[str, str] = {}
+
+    def load_all(self) -> None:
+        """Loads every export found (blocking: call it off the event loop)."""
+        runs = discover_runs(self.root, self.max_depth)
+        if (self.root / EXPORT_DIR / META_FILE).is_file():
+            logger.warning("%s is itself a run folder; serve its parent folder instead", self.root)
+        for model_id, run_dir in runs:
+            try:
+                served = load_served_model(model_id, run_dir)
+            except _LOAD_ERRORS as exc:
+                message = " ".join(str(exc).split())
+                logger.warning("model %s not served: %s", model_id, message)
+                self.failed[model_id] = message
+                continue
+            self.models[model_id] = served
+            logger.info(
+                "model %s: %s %s input %s -> %d",
+                model_id,
+                served.exported.spec.backbone,
+                served.input_kind,
+                served.input_shape,
+                served.embedding_dim,
+            )
+        logger.info(
+            "%d model(s) loaded from %s, %d failed", len(self.models), self.root, len(self.failed)
+        )
+
+    def get(self, model_id: str) -> ServedModel | None:
+        return self.models.get(model_id)

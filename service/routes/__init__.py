@@ -1,0 +1,1 @@
+"""One router per file: health, models, datasets, embed, nemd, metrics."""

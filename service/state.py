@@ -1,0 +1,114 @@
+"""What one running app holds (models, datasets, batchers, jobs, metrics), and its lifecycle.
+
+Built by :func:`service.app.create_app`, started and stopped by the app's lifespan: nothing
+is loaded at import time. Routes reach it through the ``StateDep`` dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated
+
+import torch
+from fastapi import Depends, Request
+
+from service.batching import MicroBatcher
+from service.datasets import DatasetCatalog
+from service.errors import ApiError
+from service.jobs import JobStore
+from service.metrics import ServiceMetrics
+from service.registry import ModelRegistry, ServedModel
+from service.settings import ServiceSettings
+
+__all__ = ["ServiceState", "StateDep", "get_state"]
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceState:
+    """The service's parts; :meth:`start` loads the models (in a thread, in the background)."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.registry = ModelRegistry(settings.models, settings.discovery_depth)
+        self.datasets = DatasetCatalog(settings.models)
+        self.jobs = JobStore(
+            settings.nemd_workers,
+            settings.nemd_max_pending,
+            settings.nemd_keep_jobs,
+            self.metrics,
+        )
+        self.ready = False
+        self.load_error: str | None = None
+        self._forward_executor: ThreadPoolExecutor | None = None
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._loading: asyncio.Task | None = None
+
+    async def start(self, load_in_background: bool = True) -> None:
+        if self.settings.torch_threads:
+            torch.set_num_threads(self.settings.torch_threads)
+        # one thread: forwards of all models take turns instead of fighting over the cores
+        self._forward_executor = ThreadPoolExecutor(1, thread_name_prefix="forward")
+        self.jobs.start()
+        logger.info("settings: %s", self.settings.public())
+        if load_in_background:
+            self._loading = asyncio.get_running_loop().create_task(self._load())
+        else:
+            await self._load()
+
+    async def _load(self) -> None:
+        try:
+            await asyncio.to_thread(self.registry.load_all)
+        except Exception as exc:  # reported by /readyz and logged; /healthz stays up
+            logger.exception("loading models from %s failed", self.settings.models)
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        self.metrics.models_loaded.set(len(self.registry.models))
+        self.ready = True
+
+    async def stop(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        for batcher in self._batchers.values():
+            await batcher.close()
+        self._batchers.clear()
+        self.jobs.shutdown()
+        if self._forward_executor is not None:
+            self._forward_executor.shutdown(wait=False, cancel_futures=True)
+            self._forward_executor = None
+
+    def model(self, model_id: str, field: str = "model") -> ServedModel:
+        """The served model ``model_id``; 404 naming ``field`` when unknown, 503 while loading."""
+        if not self.ready:
+            raise ApiError(503, "models are still loading; retry", headers={"Retry-After": "1"})
+        served = self.registry.get(model_id)
+        if served is None:
+            shown = model_id if len(model_id) <= 100 else model_id[:100] + "..."
+            raise ApiError(404, f"{field}: unknown model {shown!r} (see GET /models)", field)
+        return served
+
+    def batcher(self, served: ServedModel) -> MicroBatcher:
+        batcher = self._batchers.get(served.id)
+        if batcher is None:
+            if self._forward_executor is None:
+                raise ApiError(503, "the service is not started", headers={"Retry-After": "1"})
+            batcher = MicroBatcher(
+                served.embed,
+                self._forward_executor,
+                self.settings.max_batch,
+                self.settings.max_wait_ms / 1000.0,
+                on_batch=self.metrics.observe_batch,
+            )
+            self._batchers[served.id] = batcher
+        return batcher
+
+
+async def get_state(request: Request) -> ServiceState:
+    # async on purpose: FastAPI runs a sync dependency in its thread pool, a thread hop per call
+    return request.app.state.service
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]

@@ -1,0 +1,131 @@
+"""The app through FastAPI's test client: health, models, datasets, metrics, traversal, errors."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import quote
+
+import pytest
+from conftest import wait_ready
+from service_storage import BROKEN_ID, IMAGE_ID, VECTOR_ID
+
+from service.registry import ModelRegistry
+
+
+def assert_error(response, status: int, field: str | None, says: str = "") -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "field", "message", "errors"}
+    assert body["field"] == field and says in body["message"]
+    return body
+
+
+def test_health_and_ready(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "models": 2, "failed": [BROKEN_ID], "error": None}
+
+
+def test_ready_waits_for_the_models(make_client, monkeypatch):
+    release = threading.Event()
+    load_all = ModelRegistry.load_all
+
+    def slow_load(self):
+        release.wait(30)
+        load_all(self)
+
+    monkeypatch.setattr(ModelRegistry, "load_all", slow_load)
+    with make_client() as client:
+        assert client.get("/healthz").status_code == 200  # up before the models
+        loading = client.get("/readyz")
+        assert loading.status_code == 503 and loading.json()["status"] == "loading"
+        assert_error(client.get("/models"), 503, None, "still loading")
+        embed = client.post("/embed", json={"model": VECTOR_ID, "inputs": [[0, 0, 1]]})
+        assert_error(embed, 503, None, "still loading")
+        release.set()
+        wait_ready(client)
+        assert client.get("/models").status_code == 200
+
+
+def test_models(client, storage_root):
+    models = {m["id"]: m for m in client.get("/models").json()}
+    assert sorted(models) == [IMAGE_ID, VECTOR_ID]
+    image = models[IMAGE_ID]
+    assert image["input_kind"] == "image" and image["input_shape"] == [1, 8, 8]
+    assert image["embedding_dim"] == 16 and image["method"] == "pauc" and image["epoch"] == 3
+    assert image["dataset"] == "digits" and image["metrics"]["knn_top1"] == 0.5
+    assert models[VECTOR_ID]["input_shape"] == [3] and models[VECTOR_ID]["has_nemd_report"]
+    assert str(storage_root) not in client.get("/models").text
+
+
+def test_stored_nemd_report_is_served_as_written(client, storage_root):
+    response = client.get(f"/models/{IMAGE_ID}/nemd")
+    assert response.status_code == 200
+    assert response.content == (storage_root / IMAGE_ID / "nemd_report.json").read_bytes()
+    assert response.json()["num_clusters"] == 3
+
+
+def test_model_without_a_report(client, storage_root):
+    path = storage_root / VECTOR_ID / "nemd_report.json"
+    saved = path.read_bytes()
+    path.unlink()
+    try:
+        assert_error(client.get(f"/models/{VECTOR_ID}/nemd"), 404, "model_id", "no nemd_report")
+    finally:
+        path.write_bytes(saved)
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        "nope",
+        BROKEN_ID,
+        "linked-run",  # a symbolic link to a run outside ROOT
+        f"../{VECTOR_ID}",
+        f"sweep/../{VECTOR_ID}",
+        "..%2F..%2Fetc",
+        "%2Fetc",
+        "/etc/passwd",
+        "....//....//etc",
+        "datasets/blobs",
+    ],
+)
+def test_traversal_and_unknown_models_are_404(client, model_id):
+    # encoded as one path segment, so the client cannot normalise the dots away
+    response = client.get(f"/models/{quote(model_id, safe='')}/nemd")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    embed = client.post("/embed", json={"model": model_id, "inputs": [[0, 0, 1]]})
+    assert_error(embed, 404, "model", "unknown model")
+
+
+def test_datasets(client):
+    names = [entry["name"] for entry in client.get("/datasets").json()]
+    assert names == ["blobs", "digits"]  # not "escape", which links outside ROOT
+
+
+def test_unknown_routes_and_methods(client):
+    assert_error(client.get("/nothing/here"), 404, None, "no route /nothing/here")
+    assert_error(client.delete("/models"), 405, None, "DELETE not allowed")
+
+
+def test_metrics_count_requests_by_route_and_status(client):
+    client.get("/healthz")
+    client.post("/embed", json={"model": VECTOR_ID, "inputs": [[0, 0, 1]]})
+    client.post("/embed", json={"model": VECTOR_ID, "inputs": []})
+    client.get("/models/x/y/nemd")
+    text = client.get("/metrics").text
+    lines = text.splitlines()
+    assert 'pauc_http_requests_total{route="/embed",method="POST",status="200"}' in text
+    assert 'pauc_http_requests_total{route="/embed",method="POST",status="422"}' in text
+    route = "/models/{model_id:path}/nemd"  # the template, not the id
+    assert f'pauc_http_requests_total{{route="{route}",method="GET",status="404"}}' in text
+    assert any(
+        line.startswith('pauc_http_request_duration_seconds_bucket{route="/embed"')
+        for line in lines
+    )
+    assert any(line.startswith("pauc_embed_batch_size_count ") for line in lines)
+    assert f'pauc_embed_inputs_total{{model="{VECTOR_ID}"}}' in text
+    assert "pauc_nemd_jobs_running 0" in lines and "pauc_models_loaded 2" in lines
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain; version=0.0.4")

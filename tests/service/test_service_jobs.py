@@ -1,0 +1,121 @@
+"""service.jobs (queue, states, limits) and service.nemd_job (what a job computes)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from service_storage import VECTOR_ID
+
+from pauc_ray.config import NEMDConfig
+from pauc_ray.nemd import nemd_report
+from service.datasets import DatasetCatalog
+from service.errors import ApiError
+from service.jobs import JobStore
+from service.metrics import ServiceMetrics
+from service.nemd_job import NemdSettings, run_nemd
+from service.registry import ModelRegistry
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def wait_for(job, states=("done", "failed"), timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while job.status not in states:
+        assert time.monotonic() < deadline, f"job still {job.status}"
+        time.sleep(0.01)
+    return job
+
+
+@pytest.fixture
+def store():
+    jobs = JobStore(workers=1, max_pending=2, keep=2, metrics=ServiceMetrics())
+    jobs.start()
+    yield jobs
+    jobs.shutdown()
+
+
+def test_a_job_runs_off_the_caller_and_reports(store):
+    release = threading.Event()
+
+    def work():
+        release.wait(10)
+        return {"reports": [1]}, PNG_SIGNATURE
+
+    job = store.submit("m", {"kind": "inputs", "count": 3}, {"seed": 0}, work)
+    wait_for(job, ("running",))
+    assert store.metrics.jobs_running.value() == 1 and job.view()["finished"] is None
+    release.set()
+    wait_for(job)
+    view = job.view()
+    assert view["status"] == "done" and view["reports"] == [1]
+    assert view["plot"] == f"/nemd/{job.id}/plot.png" and view["seconds"] >= 0
+    assert store.get(job.id) is job and store.metrics.jobs_finished.value("done") == 1
+    assert store.metrics.jobs_running.value() == 0
+
+
+def test_a_failing_job_records_its_error(store):
+    def work():
+        raise ValueError("all points fell into\n one prototype")
+
+    job = wait_for(store.submit("m", {}, {}, work))
+    assert job.status == "failed" and job.error == "all points fell into one prototype"
+    assert "reports" not in job.view() and store.metrics.jobs_finished.value("failed") == 1
+
+
+def test_pending_jobs_are_bounded_and_old_ones_dropped(store):
+    release = threading.Event()
+
+    def work():
+        release.wait(10)
+        return {}, b""
+
+    first, second = (store.submit("m", {}, {}, work) for _ in range(2))
+    with pytest.raises(ApiError) as info:
+        store.submit("m", {}, {}, work)
+    assert info.value.status == 429 and "at most 2" in info.value.message
+    release.set()
+    wait_for(first), wait_for(second)
+    later = [wait_for(store.submit("m", {}, {}, work)) for _ in range(2)]
+    assert store.get(first.id) is None  # keep=2: the oldest finished jobs are gone
+    assert all(store.get(job.id) is job for job in later)
+
+
+def test_unknown_and_malformed_ids(store):
+    assert store.get("0" * 32) is None
+    assert store.get("../../etc/passwd") is None
+
+
+def test_run_nemd_reports_like_the_cli_for_each_k(storage_root):
+    registry = ModelRegistry(storage_root, 4)
+    registry.load_all()
+    served = registry.get(VECTOR_ID)
+    inputs, _ = DatasetCatalog(storage_root).load("blobs", "train", 10_000, 0)
+    settings = NemdSettings((4, 6), 0.005, 50, None, 0, matrix=False)
+    result, png = run_nemd(served, lambda: inputs, settings)
+    assert png.startswith(PNG_SIGNATURE)
+    assert result["num_points"] == 128 and result["embedding_dim"] == served.embedding_dim
+    assert [r["num_clusters"] for r in result["reports"]] == [4, 6]
+    cli_fields = set(nemd_report(*_two_clusters(), NEMDConfig(), device="cpu").to_dict())
+    for report in result["reports"]:
+        assert set(report) == cli_fields | {"num_clusters"}
+        assert report["num_prototypes"] == report["num_clusters"]
+        assert report["max_points"] == 50 and report["matrix"] is None
+        assert 0 < report["nemd_nn"] <= report["nemd"] <= 2
+    again, _ = run_nemd(served, lambda: inputs, settings)
+    assert [r["nemd"] for r in again["reports"]] == [r["nemd"] for r in result["reports"]]
+
+
+def test_run_nemd_needs_enough_points(storage_root):
+    registry = ModelRegistry(storage_root, 4)
+    registry.load_all()
+    settings = NemdSettings((10,), 0.005, None, None, 0, matrix=True)
+    with pytest.raises(ValueError, match="K=10 needs at least"):
+        run_nemd(registry.get(VECTOR_ID), lambda: np.zeros((5, 3), np.float32), settings)
+
+
+def _two_clusters():
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    return x, np.repeat([0, 1], 10)

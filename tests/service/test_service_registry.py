@@ -1,0 +1,64 @@
+"""service.registry: discovery under ROOT, strict loading, preprocessing as in evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from service_storage import BROKEN_ID, EMBEDDING_DIM, IMAGE_ID, VECTOR_ID, digit_images
+
+from pauc_ray.data.augment import AugmentConfig, EvalTransform
+from pauc_ray.export import load_exported_model
+from service.registry import ModelRegistry, discover_runs, is_inside
+
+
+def test_discovery_finds_runs_and_never_leaves_root(storage_root):
+    ids = [model_id for model_id, _ in discover_runs(storage_root, max_depth=4)]
+    # linked-run is a symbolic link to a run outside ROOT; datasets/ holds no runs
+    assert ids == [BROKEN_ID, IMAGE_ID, VECTOR_ID]
+    shallow = [model_id for model_id, _ in discover_runs(storage_root, max_depth=1)]
+    assert shallow == [BROKEN_ID, VECTOR_ID]
+
+
+def test_an_export_linked_from_outside_root_is_skipped(tmp_path, storage_root):
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    (root / "run" / "export").symlink_to(storage_root / VECTOR_ID / "export")
+    assert discover_runs(root, max_depth=4) == []
+    assert not is_inside(root / "run" / "export" / "model.json", root)
+    assert is_inside(storage_root / VECTOR_ID / "export" / "model.json", storage_root)
+
+
+def test_registry_loads_good_exports_and_lists_the_broken_one(storage_root):
+    registry = ModelRegistry(storage_root, max_depth=4)
+    registry.load_all()
+    assert sorted(registry.models) == [IMAGE_ID, VECTOR_ID]
+    assert list(registry.failed) == [BROKEN_ID]
+    assert "do not match" in registry.failed[BROKEN_ID]
+    image = registry.get(IMAGE_ID)
+    assert image.input_kind == "image" and image.input_shape == (1, 8, 8)
+    assert registry.get(VECTOR_ID).input_shape == (3,)
+    assert registry.get("../" + VECTOR_ID) is None
+
+
+def test_embed_is_the_loaders_forward_after_eval_transform(storage_root):
+    registry = ModelRegistry(storage_root, max_depth=4)
+    registry.load_all()
+    served = registry.get(IMAGE_ID)
+    images = digit_images(5)[:, None]
+    got = served.embed(images)
+    exported = load_exported_model(storage_root / IMAGE_ID)
+    want = exported.embed(EvalTransform(AugmentConfig())(torch.from_numpy(images))).numpy()
+    assert got.shape == (5, EMBEDDING_DIM) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_describe_has_the_runs_metrics_but_no_paths(storage_root):
+    registry = ModelRegistry(storage_root, max_depth=4)
+    registry.load_all()
+    entry = registry.get(VECTOR_ID).describe()
+    assert entry["method"] == "pauc" and entry["dataset"] == "blobs" and entry["epoch"] == 3
+    assert entry["input_kind"] == "vector" and entry["input_shape"] == [3]
+    assert entry["embedding_dim"] == EMBEDDING_DIM and entry["has_nemd_report"]
+    assert entry["metrics"]["knn_top1"] == 0.5 and entry["metrics"]["wall_seconds"] == 12.5
+    assert str(storage_root) not in str(entry)
