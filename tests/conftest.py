@@ -23,14 +23,16 @@ def ray_cluster():
 
     Four logical CPUs on this 2-core machine: train workers take fractions of a CPU and Ray
     Data's read tasks need whole ones, and with only the physical count the two starve each
-    other (shared/RAY-NOTES.md).
+    other (shared/RAY-NOTES.md). Started as the trainer starts its own (dashboard on, workers
+    told the address), so Ray Train removes the placement groups of runs that are killed.
     """
     import ray
 
+    from pauc_ray.train.local_cluster import start_local_cluster
+
     if not ray.is_initialized():
-        ray.init(
+        start_local_cluster(
             num_cpus=4,
-            include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
             runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}},

@@ -30,6 +30,7 @@ from pauc_ray.data import (
 )
 from pauc_ray.model.backbones import EncoderSpec
 from pauc_ray.train.config import TrainConfig
+from pauc_ray.train.local_cluster import start_local_cluster
 from pauc_ray.train.run_files import RunFiles, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def init_ray() -> None:
     (shared/RAY-NOTES.md). ``RAY_ADDRESS=local`` always starts a private local cluster.
 
     Unlike ``address="auto"``, this never attaches to some other process's private
-    ``ray.init()`` cluster (a test session, a notebook) that may vanish mid-run.
+    ``ray.init()`` cluster (a test session, a notebook) that may vanish mid-run. A cluster it
+    starts is one where Ray Train can clean up after killed runs (:mod:`.local_cluster`).
     """
     if ray.is_initialized():
         return
@@ -88,7 +90,7 @@ def init_ray() -> None:
     if address is not None:
         ray.init(address=address, log_to_driver=True)
         return
-    ray.init(address="local", num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
+    start_local_cluster(num_cpus=max(4, os.cpu_count() or 1))
 
 
 def _existing_cluster_address() -> str | None:

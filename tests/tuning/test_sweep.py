@@ -164,7 +164,10 @@ def test_early_stopped_trials_release_resources_and_an_interrupted_sweep_resumes
     marks = tmp_path / "marks"
     marks.mkdir()
     (marks / "interrupt-armed").touch()
-    argv = sweep_args(base_yaml, blobs_dir, out, "--num-samples", "3", "--cpus-per-worker", "2.5")
+    # 6 epochs, stopped after the first: a stopped trial is killed mid-run, not after it ended
+    argv = sweep_args(
+        base_yaml, blobs_dir, out, "--num-samples", "3", "--cpus-per-worker", "2.5", "--epochs", "6"
+    )
     out, settings, options = prepare_sweep(sweep_parser().parse_args(argv))
     assert settings.plan.concurrency == 1
     first = run_sweep(out, settings, options, stopper=StopAfterFirstEpochThenInterrupt(marks))
