@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pauc_ray.train.config import parse_worker_range
+
 TRIAL_CPU = 0.01  # the trial actor's own reservation: it only waits on its TorchTrainer
 CPU_WORKER_SLOT = 0.5  # per CPU worker: one thread, room left for Ray Data
 
@@ -40,7 +42,7 @@ class TrialPlan:
 
     @property
     def max_workers(self) -> int:
-        return _parse_workers(self.workers)[1]
+        return parse_worker_range(self.workers, "--workers")[1]
 
     @property
     def trial_resources(self) -> dict[str, float]:
@@ -52,17 +54,6 @@ class TrialPlan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialPlan:
         return cls(**data)
-
-
-def _parse_workers(workers: str) -> tuple[int, int]:
-    low, _, high = str(workers).strip().partition(":")
-    try:
-        lo, hi = int(low), int(high or low)
-    except ValueError:
-        raise ValueError(f"--workers must be 'N' or 'MIN:MAX', got {workers!r}") from None
-    if not 1 <= lo <= hi:
-        raise ValueError(f"--workers must satisfy 1 <= MIN <= MAX, got {workers!r}")
-    return lo, hi
 
 
 def plan_trials(
@@ -91,7 +82,7 @@ def plan_trials(
         raise ValueError(f"the cluster has {cpus:g} CPUs; a trial needs at least 1")
     if gpu:
         workers = workers or "1"
-        _, hi = _parse_workers(workers)
+        _, hi = parse_worker_range(workers, "--workers")
         if hi > gpus:
             raise ValueError(
                 f"--workers {workers}: a trial of {hi} GPU workers needs {hi} GPUs, the "
@@ -106,7 +97,7 @@ def plan_trials(
         )
     else:
         workers = workers or ("2" if cpus >= 2 else "1")
-        _, hi = _parse_workers(workers)
+        _, hi = parse_worker_range(workers, "--workers")
         slot = cpus_per_worker or CPU_WORKER_SLOT
         usable = min(cpus, cores) if cores else cpus
         footprint = hi * max(1, math.ceil(slot)) + 1

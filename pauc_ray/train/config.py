@@ -27,6 +27,19 @@ from pauc_ray.data.augment import AugmentConfig
 METHODS = ("moco", "pcl", "pauc")
 
 
+def parse_worker_range(workers: str | int, name: str = "workers") -> tuple[int, int]:
+    """``(min, max)`` from ``"N"`` or ``"MIN:MAX"``; ValueError naming ``name`` otherwise."""
+    text = str(workers).strip()
+    try:
+        low, _, high = text.partition(":")
+        lo, hi = int(low), int(high or low)
+    except ValueError:
+        raise ValueError(f"{name} must be 'N' or 'MIN:MAX', got {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise ValueError(f"{name} must satisfy 1 <= MIN <= MAX, got {text!r}")
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of ``python -m pauc_ray.train`` (defaults: the paper's where it has one).
@@ -129,15 +142,7 @@ class TrainConfig:
     @property
     def worker_range(self) -> tuple[int, int]:
         """``(min, max)`` workers parsed from ``workers``."""
-        text = str(self.workers).strip()
-        try:
-            low, _, high = text.partition(":")
-            lo, hi = int(low), int(high or low)
-        except ValueError:
-            raise ValueError(f"workers must be 'N' or 'MIN:MAX', got {text!r}") from None
-        if not 1 <= lo <= hi:
-            raise ValueError(f"workers must satisfy 1 <= MIN <= MAX, got {text!r}")
-        return lo, hi
+        return parse_worker_range(self.workers)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
