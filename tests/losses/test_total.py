@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import sys
 
 import pytest
 import torch
@@ -340,6 +341,13 @@ def _distributed_worker(rank: int, world_size: int, tmp_dir: str, port: int) -> 
         torch.distributed.barrier()  # no rank tears down while another still communicates
     finally:
         torch.distributed.destroy_process_group()
+    # Leave without the interpreter's teardown: now and then a C++ thread of gloo or its store
+    # is still joinable when static destructors run, which aborts the process ("terminate
+    # called without an active exception", SIGABRT) after its results were written. Only the
+    # success path gets here; an exception above still fails the spawn.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @pytest.mark.slow
@@ -351,7 +359,9 @@ def test_gathered_prototypes_equal_the_single_process_full_batch(generator, tmp_
     full.total.backward()
     torch.save((q, k, queue, sets), tmp_path / "inputs.pt")
 
-    torch.multiprocessing.spawn(_distributed_worker, args=(2, str(tmp_path), _free_port()), nprocs=2, join=True)
+    torch.multiprocessing.spawn(
+        _distributed_worker, args=(2, str(tmp_path), _free_port()), nprocs=2, join=True
+    )
 
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for name in ("p_align", "p_uniform", "p_corr"):
