@@ -20,6 +20,22 @@ def assert_error(response, status: int, field: str | None, says: str = "") -> di
     return body
 
 
+def assert_body_limit(client, route: str) -> None:
+    """A body over the 64 KiB limit gets 413 on ``route``: declared (Content-Length) and
+    streamed without one (counted while it arrives)."""
+    big = {"model": VECTOR_ID, "inputs": [[1.0, 2.0, 3.0]] * 5000}  # > 64 KiB
+    assert_error(client.post(route, json=big), 413, "body", "at most 65536")
+
+    def chunks():
+        yield b'{"model": "vec-run", "inputs": ['
+        for _ in range(5000):
+            yield b"[1.0, 2.0, 3.0],"
+        yield b"[1, 2, 3]]}"
+
+    response = client.post(route, content=chunks(), headers={"content-type": "application/json"})
+    assert_error(response, 413, "body", "more than 65536 bytes")
+
+
 def test_health_and_ready(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

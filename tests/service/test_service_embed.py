@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from service_storage import IMAGE_ID, VECTOR_ID, digit_images, encode, png_b64
-from test_service_app import assert_error
+from test_service_app import assert_body_limit, assert_error
 
 from service.registry import ModelRegistry
 
@@ -115,17 +115,7 @@ def test_malformed_bodies(client, content, content_type, status, field, says):
 
 
 def test_body_too_large(client):
-    big = {"model": VECTOR_ID, "inputs": [[1.0, 2.0, 3.0]] * 5000}  # > 64 KiB
-    assert_error(client.post("/embed", json=big), 413, "body", "at most 65536")
-
-    def chunks():  # no Content-Length: counted while it streams
-        yield b'{"model": "vec-run", "inputs": ['
-        for _ in range(5000):
-            yield b"[1.0, 2.0, 3.0],"
-        yield b"[1, 2, 3]]}"
-
-    response = client.post("/embed", content=chunks(), headers={"content-type": "application/json"})
-    assert_error(response, 413, "body", "more than 65536 bytes")
+    assert_body_limit(client, "/embed")
 
 
 def test_bad_multipart_uploads_are_named(client):

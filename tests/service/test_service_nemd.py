@@ -9,7 +9,7 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 from service_storage import IMAGE_ID, VECTOR_ID, digit_images, png_b64
-from test_service_app import assert_error
+from test_service_app import assert_body_limit, assert_error
 
 import service.routes.nemd as nemd_route
 from pauc_ray.config import NEMDConfig
@@ -204,14 +204,4 @@ def test_jobs_run_off_the_event_loop_and_are_bounded(make_client, monkeypatch):
 
 
 def test_nemd_body_too_large(client):
-    big = {"model": VECTOR_ID, "inputs": [[1.0, 2.0, 3.0]] * 5000}
-    assert_error(client.post("/nemd", json=big), 413, "body", "at most 65536")
-
-    def chunks():
-        yield b'{"model": "vec-run", "inputs": ['
-        for _ in range(5000):
-            yield b"[1.0, 2.0, 3.0],"
-        yield b"[1, 2, 3]]}"
-
-    response = client.post("/nemd", content=chunks(), headers={"content-type": "application/json"})
-    assert_error(response, 413, "body", "more than 65536 bytes")
+    assert_body_limit(client, "/nemd")
