@@ -29,6 +29,7 @@ class LossConfig:
         gamma: weight of p-corr (Eq. 6).
         align_exponent: ``s`` of Eq. 4 (distance to the power ``s``).
         uniform_t: ``t`` of Eq. 5 (Gaussian potential scale).
+        uniform_form: ``log`` (Wang & Isola's ``log mean exp``) or ``mean`` (Eq. 5 as written).
         corr_temperature: ``rho``, softmax temperature turning a prototype into a distribution
             over embedding dimensions for p-corr (project's choice, DESIGN.md section 1).
         warmup_epochs: epochs of InfoNCE alone before the prototype terms start (paper: 20 of
@@ -42,6 +43,7 @@ class LossConfig:
     gamma: float = 0.1
     align_exponent: float = 2.0
     uniform_t: float = 2.0
+    uniform_form: str = "log"
     corr_temperature: float = 0.1
     warmup_epochs: int = 2
 
@@ -49,6 +51,10 @@ class LossConfig:
         for name in ("temperature", "uniform_t", "corr_temperature", "align_exponent"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"loss.{name} must be > 0, got {getattr(self, name)}")
+        if self.uniform_form not in ("log", "mean"):
+            raise ValueError(
+                f"loss.uniform_form must be 'log' or 'mean', got {self.uniform_form!r}"
+            )
         for name in ("alpha", "beta", "gamma", "num_negative_prototypes", "warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")

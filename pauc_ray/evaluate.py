@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.instance_samples,
         help="held-out samples for alignment and uniformity",
     )
+    p.add_argument(
+        "--representation",
+        choices=("backbone", "projection"),
+        default=d.representation,
+        help="backbone: pooled features, projection head removed (as MoCo v2 and PCL "
+        "evaluate); projection: the head's output",
+    )
+    p.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the raw-input and random-init kNN baselines",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, ...; None: CUDA if available")
     p.add_argument("--no-plots", action="store_true", help="numbers only")
     return p
@@ -124,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             instance_samples=args.instance_samples,
             device=args.device,
             plots=not args.no_plots,
+            representation=args.representation,
+            baselines=not args.no_baselines,
         )
         model = load_model(args.model)
         name, dataset_dir = resolve_eval_dataset(model, args.dataset, args.data_dir)

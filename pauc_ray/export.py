@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pauc_ray.model.backbones import EncoderSpec, build_encoder
+from pauc_ray.model.backbones import EncoderSpec, build_encoder, represent
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "model.json"
@@ -34,7 +34,9 @@ class ExportedModel:
     """A loaded encoder in eval mode and its description.
 
     Attributes:
-        encoder: maps preprocessed inputs to (B, embedding_dim) features (not normalised).
+        encoder: an :class:`~pauc_ray.model.backbones.Encoder`: ``features(x)`` (B, F) are
+            the backbone's pooled features, ``encoder(x)`` (B, D) the projection (neither
+            normalised).
         spec: how the encoder was built (backbone, input kind and shape, embedding size).
         meta: the rest of ``model.json`` (method, dataset, epoch, metrics, preprocessing).
         path: the export folder.
@@ -45,14 +47,23 @@ class ExportedModel:
     meta: dict[str, Any]
     path: Path
 
+    def embedding_dim(self, representation: str = "backbone") -> int:
+        """Size of the ``representation``'s vectors (backbone features or projection)."""
+        if representation == "backbone":
+            return int(self.encoder.feature_dim)
+        return self.spec.embedding_dim
+
     @torch.no_grad()
-    def embed(self, inputs: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """L2-normalised embeddings (N, D) of already preprocessed inputs."""
+    def embed(
+        self, inputs: torch.Tensor, batch_size: int = 1024, representation: str = "backbone"
+    ) -> torch.Tensor:
+        """L2-normalised embeddings (N, F or D) of already preprocessed inputs: the backbone's
+        features (default, what is evaluated) or the projection head's output."""
         out = [
-            F.normalize(self.encoder(inputs[i : i + batch_size]), dim=1)
+            F.normalize(represent(self.encoder, inputs[i : i + batch_size], representation), dim=1)
             for i in range(0, len(inputs), batch_size)
         ]
-        return torch.cat(out) if out else torch.zeros(0, self.spec.embedding_dim)
+        return torch.cat(out) if out else torch.zeros(0, self.embedding_dim(representation))
 
 
 def export_model(

@@ -7,12 +7,13 @@ the queue update.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import torch
 
 from pauc_ray.config import LossConfig
-from pauc_ray.losses import LossOutput, PrototypeSet, pauc_loss
+from pauc_ray.losses import LossOutput, PrototypeSet, pauc_loss, term_gradient_norms
 from pauc_ray.model.moco import MoCo
 
 
@@ -30,6 +31,7 @@ def train_step(
     query_encoder: torch.nn.Module | None = None,
     gather_keys: Callable[[torch.Tensor], torch.Tensor] | None = None,
     gather_distributed: bool = False,
+    measure_gradients: bool = False,
 ) -> LossOutput:
     """Runs one step and returns the loss terms.
 
@@ -41,6 +43,10 @@ def train_step(
         gather_keys: maps local keys (B, D) to the keys of every worker for the queue; the
             identity in one process.
         gather_distributed: compute batch prototypes over the global batch (see the loss).
+        measure_gradients: fill ``gradient_norms`` with each term's gradient norm w.r.t. the
+            query embeddings (:func:`~pauc_ray.losses.term_gradient_norms`); costs one
+            backward through the loss (not the encoder) per term. Every process of a
+            distributed run must pass the same value at the same step.
     """
     q, k = model(x_q, x_k, query_encoder=query_encoder)
     out = pauc_loss(
@@ -54,6 +60,8 @@ def train_step(
         generator=generator,
         gather_distributed=gather_distributed,
     )
+    if measure_gradients:
+        out = dataclasses.replace(out, gradient_norms=term_gradient_norms(out, q))
     optimizer.zero_grad(set_to_none=True)
     out.total.backward()
     optimizer.step()

@@ -145,7 +145,8 @@ class ServedModel:
 
     @property
     def embedding_dim(self) -> int:
-        return self.exported.spec.embedding_dim
+        """Size of the default (backbone) embedding."""
+        return self.exported.embedding_dim("backbone")
 
     @property
     def nemd_report_path(self) -> Path:
@@ -164,16 +165,18 @@ class ServedModel:
             "input_kind": self.input_kind,
             "input_shape": list(self.input_shape),
             "embedding_dim": self.embedding_dim,
+            "projection_dim": self.exported.embedding_dim("projection"),
             "epoch": meta.get("epoch"),
             "metrics": metrics,
             "has_nemd_report": self.nemd_report_path.is_file(),
         }
 
     @torch.inference_mode()
-    def embed(self, inputs: np.ndarray) -> np.ndarray:
-        """(N, D) float32 L2-normalised embeddings of raw inputs (N, *input_shape)."""
+    def embed(self, inputs: np.ndarray, representation: str = "backbone") -> np.ndarray:
+        """(N, F or D) float32 L2-normalised embeddings of raw inputs (N, *input_shape): the
+        backbone's features (default, projection head removed) or the projection output."""
         x = self.transform(torch.from_numpy(np.ascontiguousarray(inputs)))
-        return self.exported.embed(x).numpy()
+        return self.exported.embed(x, representation=representation).numpy()
 
 
 def load_served_model(model_id: str, run_dir: Path) -> ServedModel:

@@ -8,7 +8,7 @@ cannot know; the schema still says what an item may be.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
@@ -52,13 +52,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+Representation = Literal["backbone", "projection"]
+_REPRESENTATION_DOC = (
+    "backbone: the encoder's pooled features with the projection head removed (what kNN and "
+    "the linear probe evaluate, as in MoCo v2 and PCL); projection: the head's output, the "
+    "space the contrastive losses and the prototypes live in"
+)
+
+
 class EmbedRequest(_Strict):
     model: str = Field(min_length=1, max_length=512, description="model id (GET /models)")
     inputs: list[InputItem] = Field(description=_INPUTS_DOC)
+    representation: Representation = Field("backbone", description=_REPRESENTATION_DOC)
 
 
 class EmbedResponse(BaseModel):
     model: str
+    representation: Representation = Field(description=_REPRESENTATION_DOC)
     dimension: int = Field(description="embedding size D")
     count: int = Field(description="number of embeddings N")
     embeddings: list[list[float]] = Field(description="(N, D), each row L2-normalised")
@@ -112,7 +122,8 @@ class ModelEntry(BaseModel):
     backbone: str
     input_kind: str
     input_shape: list[int]
-    embedding_dim: int
+    embedding_dim: int = Field(description="size of /embed's default (backbone) embedding")
+    projection_dim: int = Field(description="size with representation=projection")
     epoch: int | None
     metrics: dict[str, Any]
     has_nemd_report: bool

@@ -7,6 +7,7 @@ is loaded at import time. Routes reach it through the ``StateDep`` dependency.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
@@ -90,19 +91,21 @@ class ServiceState:
             raise ApiError(404, f"{field}: unknown model {shown!r} (see GET /models)", field)
         return served
 
-    def batcher(self, served: ServedModel) -> MicroBatcher:
-        batcher = self._batchers.get(served.id)
+    def batcher(self, served: ServedModel, representation: str = "backbone") -> MicroBatcher:
+        """The micro-batcher of one model and representation (a batch shares one forward)."""
+        key = (served.id, representation)
+        batcher = self._batchers.get(key)
         if batcher is None:
             if self._forward_executor is None:
                 raise ApiError(503, "the service is not started", headers={"Retry-After": "1"})
             batcher = MicroBatcher(
-                served.embed,
+                functools.partial(served.embed, representation=representation),
                 self._forward_executor,
                 self.settings.max_batch,
                 self.settings.max_wait_ms / 1000.0,
                 on_batch=self.metrics.observe_batch,
             )
-            self._batchers[served.id] = batcher
+            self._batchers[key] = batcher
         return batcher
 
 

@@ -6,13 +6,16 @@ a batched tensor every sample would get the same crop and the same jitter, which
 of what contrastive learning learns from. Here every sample draws its own parameters and the
 whole batch is transformed at once:
 
-- crop + resize + flip: one affine sampling grid per sample (``F.affine_grid`` +
-  ``F.grid_sample``, bilinear); a flip is a negative x-scale of the same affine map;
+- crop + resize + flip (+ a small rotation): one affine sampling grid per sample
+  (``F.affine_grid`` + ``F.grid_sample``, bilinear); a flip is a negative x-scale of the
+  same affine map, a rotation turns the crop box about its centre;
 - brightness, contrast, saturation: per-sample blend factors, as in
   ``torchvision.transforms.v2.functional.adjust_*`` (tested against them);
 - hue: a rotation of RGB about the grey axis by ``2 pi h`` (no RGB->HSV round trip; it keeps
   grey pixels and the RGB mean, and moves red towards yellow for h > 0 like an HSV shift);
-- grayscale and jitter on/off: per-sample masks.
+- grayscale and jitter on/off: per-sample masks;
+- pixel noise: Gaussian, per pixel, on the [0, 1] image before normalisation (small images,
+  where colour jitter has little to work on).
 
 The jitter steps run in a fixed order (brightness, contrast, saturation, hue), where
 torchvision shuffles them per call. One-channel images get brightness and contrast only
@@ -63,6 +66,9 @@ class AugmentConfig:
         jitter_p: probability that a sample is colour-jittered at all.
         grayscale_p: probability that a sample is turned grey (3-channel data).
         flip_p: probability of a horizontal flip.
+        rotation: rotation angle uniform in ``[-rotation, rotation]`` degrees (0: none).
+        pixel_noise: standard deviation of Gaussian noise added to every pixel of the
+            [0, 1] image (0: none).
         vector_sigma: standard deviation of the Gaussian noise added to each vector
             coordinate (standardised blobs; the blob experiment's 0.05).
         mean, std: per-channel normalisation after augmentation; ``None``: ImageNet's for RGB,
@@ -79,6 +85,8 @@ class AugmentConfig:
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
     flip_p: float = 0.5
+    rotation: float = 0.0
+    pixel_noise: float = 0.0
     vector_sigma: float = 0.05
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
@@ -89,7 +97,7 @@ class AugmentConfig:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
         if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
             raise ValueError(f"crop_ratio must satisfy 0 < low <= high, got {self.crop_ratio}")
-        for name in ("brightness", "contrast", "saturation", "vector_sigma"):
+        for name in ("brightness", "contrast", "saturation", "vector_sigma", "pixel_noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.hue <= 0.5:
@@ -97,6 +105,8 @@ class AugmentConfig:
         for name in ("jitter_p", "grayscale_p", "flip_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.rotation <= 180:
+            raise ValueError(f"rotation must be in [0, 180] degrees, got {self.rotation}")
         if self.output_size is not None and self.output_size < 1:
             raise ValueError(f"output_size must be >= 1, got {self.output_size}")
         if (self.mean is None) != (self.std is None):
@@ -166,7 +176,11 @@ def sample_crop_boxes(
 
 
 def crop_resize_flip(
-    images: Tensor, boxes: Tensor, flip: Tensor, size: tuple[int, int] | None = None
+    images: Tensor,
+    boxes: Tensor,
+    flip: Tensor,
+    size: tuple[int, int] | None = None,
+    angle: Tensor | None = None,
 ) -> Tensor:
     """Crops ``boxes`` out of ``images``, resizes them to ``size`` and mirrors where ``flip``.
 
@@ -176,6 +190,8 @@ def crop_resize_flip(
             ``(0, 0, W, H)`` is the whole image and reproduces it exactly).
         flip: (B,) bool, horizontal flip.
         size: output (h, w); the input's when ``None``.
+        angle: (B,) rotation of each crop about its centre, radians (None: none). Parts of a
+            rotated crop outside the image repeat the border pixels.
 
     Returns:
         (B, C, h, w) float, bilinear.
@@ -185,9 +201,15 @@ def crop_resize_flip(
     x0, y0, w, h = boxes.to(images.dtype).unbind(1)
     sign = 1.0 - 2.0 * flip.to(images.dtype)
     theta = torch.zeros(b, 2, 3, dtype=images.dtype, device=images.device)
-    theta[:, 0, 0] = sign * w / width
+    scale_x, scale_y = sign * w / width, h / height
+    if angle is None:
+        theta[:, 0, 0] = scale_x
+        theta[:, 1, 1] = scale_y
+    else:  # input = diag(scale) @ rotation(angle) @ output + centre
+        cos, sin = angle.to(images.dtype).cos(), angle.to(images.dtype).sin()
+        theta[:, 0, 0], theta[:, 0, 1] = scale_x * cos, -scale_x * sin
+        theta[:, 1, 0], theta[:, 1, 1] = scale_y * sin, scale_y * cos
     theta[:, 0, 2] = (2 * x0 + w) / width - 1
-    theta[:, 1, 1] = h / height
     theta[:, 1, 2] = (2 * y0 + h) / height - 1
     grid = F.affine_grid(theta, [b, c, out_h, out_w], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -283,7 +305,11 @@ class TwoViewAugment:
             n, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device
         )
         flip = torch.rand(n, generator=generator, device=device) < cfg.flip_p
-        x = crop_resize_flip(images, boxes, flip, size)
+        angle = None
+        if cfg.rotation > 0:
+            limit = math.radians(cfg.rotation)
+            angle = _uniform(n, -limit, limit, generator, device)
+        x = crop_resize_flip(images, boxes, flip, size, angle)
 
         jitter = torch.rand(n, generator=generator, device=device) < cfg.jitter_p
 
@@ -303,6 +329,9 @@ class TwoViewAugment:
             if cfg.hue > 0:
                 x = rotate_hue(x, hue)
             x = torch.where(grey.view(-1, 1, 1, 1), to_grayscale(x).expand_as(x), x)
+        if cfg.pixel_noise > 0:
+            noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+            x = (x + cfg.pixel_noise * noise).clamp_(0, 1)
         mean, std = _normalization(cfg, channels, device)
         return (x - mean) / std
 

@@ -32,14 +32,23 @@ import ray
 
 from pauc_ray.data.image_codec import decode_images
 from pauc_ray.data.parquet_io import (
+    DatasetError,
     DatasetInfo,
+    SplitArrays,
     read_dataset_info,
     sample_column,
     split_files,
     vectors_from_arrow,
 )
 
-__all__ = ["READERS", "RayReadConfig", "decode_batch", "read_split"]
+__all__ = [
+    "READERS",
+    "RayReadConfig",
+    "decode_batch",
+    "read_split",
+    "rows_from_object_store",
+    "split_to_object_store",
+]
 
 
 READERS = ("tasks", "parquet")
@@ -155,3 +164,31 @@ def read_split(
         num_cpus=config.num_cpus,
         udf_modifying_row_count=False,
     )
+
+
+def split_to_object_store(dataset: ray.data.Dataset) -> list[ray.ObjectRef]:
+    """Executes ``dataset`` (rows of :func:`read_split`) and leaves its decoded blocks in Ray's
+    object store; the refs travel to the workers, which read them with
+    :func:`rows_from_object_store` (zero-copy on the node that holds them, one transfer per
+    node otherwise). Reading and decoding run once, in Ray Data's parallel tasks."""
+    return dataset.to_numpy_refs()
+
+
+def rows_from_object_store(refs: list[ray.ObjectRef]) -> SplitArrays:
+    """The whole split in memory, sorted by id, from :func:`split_to_object_store`'s refs.
+
+    Raises:
+        DatasetError: the ids are not exactly ``0..N-1``.
+    """
+    blocks = ray.get(list(refs))
+    ids = np.concatenate([b["id"] for b in blocks])
+    key = "image" if "image" in blocks[0] else "x"
+    order = np.argsort(ids, kind="stable")
+    rows = SplitArrays(
+        ids[order],
+        np.concatenate([b[key] for b in blocks])[order],
+        np.concatenate([b["label"] for b in blocks])[order],
+    )
+    if not np.array_equal(rows.ids, np.arange(len(rows))):
+        raise DatasetError(f"the train split's ids are not exactly 0..{len(rows) - 1}")
+    return rows

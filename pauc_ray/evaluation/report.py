@@ -1,8 +1,12 @@
 """The offline evaluation of a finished model: every number in ``eval.json``, and the PNGs.
 
 On the frozen, L2-normalised embeddings of an export (:mod:`pauc_ray.export`), with the same
-preprocessing as in training (:class:`~pauc_ray.data.augment.EvalTransform`):
+preprocessing as in training (:class:`~pauc_ray.data.augment.EvalTransform`); the embedding is
+the backbone's pooled features (projection head removed, as MoCo v2 and PCL evaluate) unless
+``EvalConfig.representation`` asks for the projection:
 
+- the two baselines on the same split: kNN on the raw inputs and the same encoder at its
+  random initialisation (:mod:`pauc_ray.evaluation.baselines`), for each ``k``;
 - weighted kNN top-1/top-5 for each ``k`` (cosine; the held-out split against the train split);
 - the linear probe top-1/top-5 (:mod:`pauc_ray.evaluation.linear_probe`);
 - per K, a k-means clustering of the train embedding and its NEMD report (Eq. 3);
@@ -31,11 +35,13 @@ import torch
 
 from pauc_ray.data import DatasetError, SplitArrays, load_split_arrays, read_dataset_info
 from pauc_ray.data.augment import AugmentConfig, EvalTransform, TwoViewAugment
+from pauc_ray.evaluation.baselines import baseline_knn
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.instance_metrics import alignment, uniformity
 from pauc_ray.evaluation.knn import knn_classify
 from pauc_ray.evaluation.linear_probe import LinearProbeConfig, linear_probe
 from pauc_ray.export import ExportedModel
+from pauc_ray.model.backbones import REPRESENTATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,8 @@ class EvalConfig:
         device: where the encoder runs; None: CUDA when available.
         plots: write the PNGs.
         probe: the linear probe's settings (its seed is replaced by ``seed``).
+        representation: ``backbone`` (default) or ``projection``.
+        baselines: also evaluate the raw-input and random-init baselines (kNN).
     """
 
     knn_ks: tuple[int, ...] = (20, 200)
@@ -75,8 +83,14 @@ class EvalConfig:
     device: str | None = None
     plots: bool = True
     probe: LinearProbeConfig = field(default_factory=LinearProbeConfig)
+    representation: str = "backbone"
+    baselines: bool = True
 
     def __post_init__(self) -> None:
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}"
+            )
         if not self.knn_ks or min(self.knn_ks) < 1:
             raise ValueError(f"knn_ks must be integers >= 1, got {self.knn_ks}")
         if self.num_clusters is not None and (not self.num_clusters or min(self.num_clusters) < 2):
@@ -163,6 +177,7 @@ def _view_embeddings(
                 lambda batch: two_views.view(batch, generator),
                 device,
                 config.batch_size,
+                config.representation,
             )
         )
     return views[0], views[1]
@@ -198,8 +213,10 @@ def evaluate_model(
 
     tick = time.perf_counter()
     transform = EvalTransform(augment)
-    train_emb = embed_arrays(model.encoder, train.inputs, transform, device, config.batch_size)
-    test_emb = embed_arrays(model.encoder, test.inputs, transform, device, config.batch_size)
+    embed = lambda arrays: embed_arrays(  # noqa: E731
+        model.encoder, arrays.inputs, transform, device, config.batch_size, config.representation
+    )
+    train_emb, test_emb = embed(train), embed(test)
     seconds["embed"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -217,6 +234,26 @@ def evaluate_model(
         for k in config.knn_ks
     ]
     seconds["knn"] = time.perf_counter() - tick
+
+    baselines = {}
+    if config.baselines:
+        tick = time.perf_counter()
+        seed = int(saved.get("seed", 0))  # the run's initialisation
+        for k in config.knn_ks:
+            found = baseline_knn(
+                train,
+                test,
+                model.spec,
+                seed,
+                transform,
+                k=k,
+                temperature=config.knn_temperature,
+                representation=config.representation,
+                device=device,
+                batch_size=config.batch_size,
+            )
+            baselines.update({key.replace("knn", f"knn{k}"): v for key, v in found.items()})
+        seconds["baselines"] = time.perf_counter() - tick
 
     probe_config = dataclasses.replace(config.probe, seed=config.seed)
     probe = linear_probe(train_emb, train.labels, test_emb, test.labels, probe_config)
@@ -244,7 +281,8 @@ def evaluate_model(
         "trained_on": model.meta.get("dataset"),
         "epoch": model.meta.get("epoch"),
         "backbone": model.spec.backbone,
-        "embedding_dim": model.spec.embedding_dim,
+        "representation": config.representation,
+        "embedding_dim": int(train_emb.shape[1]),
         "dataset": dataset_name,
         "dataset_dir": str(dataset_dir),
         "class_names": info.class_names,
@@ -252,6 +290,7 @@ def evaluate_model(
         "num_test": len(test),
         "summary": {
             **{f"knn{row['k']}_top1": row["top1"] for row in knn},
+            **baselines,
             "linear_top1": probe.top1,
             "linear_top5": probe.top5,
             "nemd": first.nemd,
@@ -315,7 +354,9 @@ def _instance_metrics(model, test: SplitArrays, test_emb, augment, config, devic
         held_emb = test_emb
     else:
         transform = EvalTransform(augment)
-        held_emb = embed_arrays(model.encoder, held.inputs, transform, device, config.batch_size)
+        held_emb = embed_arrays(
+            model.encoder, held.inputs, transform, device, config.batch_size, config.representation
+        )
     return {
         "alignment": alignment(view1, view2, alpha=2.0),
         "uniformity": uniformity(held_emb, t=2.0, max_samples=None) if len(held) > 1 else None,

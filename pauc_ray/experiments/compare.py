@@ -13,8 +13,10 @@ no summary is resumed, and an existing ``eval.json`` is reused, so the same comm
 an interrupted comparison. (The wall time of a resumed run counts only its resumed part.) A
 run folder trained with other settings is an error, never silently reused.
 
-Defaults fit one method into about 30 minutes on a 2-core CPU (the README gives the measured
-epoch times); on GPUs, raise ``--epochs`` and use ``--backbone resnet18``.
+The runs start from the dataset's shipped recipe (:mod:`pauc_ray.recipes`; for Fashion-MNIST a
+small ConvNet measured to beat raw-pixel kNN on a 2-core CPU); flags override it. Two baseline
+rows come with every table: kNN on the raw inputs and on the same encoder at random
+initialisation, on the same split.
 
 Run: ``python -m pauc_ray.experiments.compare --dataset fashion-mnist --methods moco pcl pauc``
 """
@@ -37,6 +39,7 @@ import numpy as np
 from pauc_ray.data import DatasetError
 from pauc_ray.evaluation.report import EVAL_FILE, EvalConfig
 from pauc_ray.export import ExportError
+from pauc_ray.model.backbones import BACKBONES
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +72,11 @@ class CompareConfig:
         dataset, data_dir: as for ``python -m pauc_ray.train``.
         methods: variants to run (keys of ``VARIANTS``).
         seeds: one run per variant and seed.
-        epochs, backbone, batch_size, workers: shared by every run. The defaults (MLP, 40
-            epochs, batch 256, 2 workers) fit one Fashion-MNIST method with its evaluation into
-            about 20-35 minutes on a 2-core CPU: an MLP epoch took 21-30 s there with little
-            else running and ~51 s on a busy machine; ResNet-18 took 6-11 s per batch of 256,
-            i.e. 23-44 minutes per epoch, so it is the GPU setting.
+        epochs, backbone, batch_size, workers: shared by every run; None keeps the recipe's
+            (or the base config's).
         warmup_epochs: InfoNCE-only epochs before the prototype terms (``loss.warmup_epochs``);
-            None keeps the base config's. Default 4: 10% of the epochs, as the paper's 20/200.
+            None keeps the recipe's (or the base config's).
+        recipe: the recipe every run starts from (``auto``: the dataset's shipped one).
         output_size: ``augment.output_size`` (None: the images' own size).
         base_config: YAML/JSON of further ``TrainConfig`` settings shared by every run.
         ablation: add ``ABLATION`` to ``methods``.
@@ -87,12 +88,13 @@ class CompareConfig:
     data_dir: str = "./data"
     methods: tuple[str, ...] = ("moco", "pcl", "pauc")
     seeds: tuple[int, ...] = (0,)
-    epochs: int = 40
-    backbone: str = "mlp"
-    batch_size: int = 256
+    epochs: int | None = None
+    backbone: str | None = None
+    batch_size: int | None = None
     workers: str = "2"
-    warmup_epochs: int | None = 4
+    warmup_epochs: int | None = None
     output_size: int | None = None
+    recipe: str = "auto"
     base_config: str | None = None
     ablation: bool = False
     out: str = "runs/compare"
@@ -104,7 +106,9 @@ class CompareConfig:
             raise ValueError(f"methods must be among {sorted(VARIANTS)}, got {list(self.methods)}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
-        if self.epochs < 1 or self.batch_size < 1:
+        if (self.epochs is not None and self.epochs < 1) or (
+            self.batch_size is not None and self.batch_size < 1
+        ):
             raise ValueError("epochs and batch_size must be >= 1")
 
     @property
@@ -118,18 +122,18 @@ def run_name(variant: str, seed: int) -> str:
 
 
 def train_config_for(config: CompareConfig, variant: str, seed: int):
-    """The run's ``TrainConfig``: base file, then the shared settings, then the variant's loss."""
-    from pauc_ray.train.config import TrainConfig, from_dict, load_config_file, merge
+    """The run's ``TrainConfig``: the recipe, the base file, then the shared settings, then the
+    variant's loss."""
+    from pauc_ray.train.config import load_config_file, merge, resolve_config
 
     method, zeroed = VARIANTS[variant]
     base = load_config_file(config.base_config) if config.base_config else {}
+    given = {"epochs": config.epochs, "backbone": config.backbone, "batch_size": config.batch_size}
     shared: dict[str, Any] = {
         "dataset": config.dataset,
         "data_dir": config.data_dir,
         "seed": seed,
-        "epochs": config.epochs,
-        "backbone": config.backbone,
-        "batch_size": config.batch_size,
+        **{k: v for k, v in given.items() if v is not None},
         "workers": config.workers,
         "storage": str(Path(config.out) / "runs"),
         "name": run_name(variant, seed),
@@ -140,7 +144,7 @@ def train_config_for(config: CompareConfig, variant: str, seed: int):
         shared["loss"]["warmup_epochs"] = config.warmup_epochs
     if config.output_size is not None:
         shared["augment"] = {"output_size": config.output_size}
-    return from_dict(TrainConfig, merge(base, shared))
+    return resolve_config(merge(base, shared), config.recipe)
 
 
 def _train(train_config) -> dict[str, Any]:
@@ -212,24 +216,47 @@ def run_one(config: CompareConfig, variant: str, seed: int) -> dict[str, Any]:
     return row
 
 
+BASELINES = (("raw input", "raw_"), ("random init", "random_init_"))
+
+
+def _mean_std(entry: dict[str, Any], key: str, values: list[float]) -> None:
+    array = np.array(values, dtype=float)
+    entry[f"{key}_mean"] = float(array.mean()) if len(array) else None
+    entry[f"{key}_std"] = float(array.std(ddof=1)) if len(array) > 1 else None
+
+
 def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per variant: the number of finished seeds and each metric's mean and std (ddof 1)."""
+    """Per variant: the number of finished seeds and each metric's mean and std (ddof 1); then
+    the two baselines (kNN columns only), one value per seed."""
     out = []
+    keys = (*METRICS, ("nemd_num_clusters", "", ""))
+    finished = [r for r in rows if r.get("error") is None]
     for variant in dict.fromkeys(r["variant"] for r in rows):
-        group = [r for r in rows if r["variant"] == variant and r.get("error") is None]
+        group = [r for r in finished if r["variant"] == variant]
         entry: dict[str, Any] = {"variant": variant, "seeds": len(group)}
-        for key, _, _ in (*METRICS, ("nemd_num_clusters", "", "")):
-            values = np.array([g[key] for g in group if g.get(key) is not None], dtype=float)
-            entry[f"{key}_mean"] = float(values.mean()) if len(values) else None
-            entry[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+        for key, _, _ in keys:
+            _mean_std(entry, key, [g[key] for g in group if g.get(key) is not None])
+        out.append(entry)
+    for name, prefix in BASELINES:
+        per_seed: dict[int, dict[str, Any]] = {}  # every variant of a seed shares them
+        for r in finished:
+            if r.get(f"{prefix}knn20_top1") is not None:
+                per_seed.setdefault(r["seed"], r)
+        if not per_seed:
+            continue
+        entry = {"variant": name, "seeds": len(per_seed)}
+        for key, _, _ in keys:
+            values = [r.get(f"{prefix}{key}") for r in per_seed.values()]
+            _mean_std(entry, key, [v for v in values if v is not None])
         out.append(entry)
     return out
 
 
 def _describe(config: CompareConfig) -> str:
+    sample = train_config_for(config, config.variants[0], config.seeds[0])
     return (
-        f"{config.dataset}, {config.backbone}, {config.epochs} epochs, batch "
-        f"{config.batch_size}, workers {config.workers}, seeds "
+        f"{config.dataset}, {sample.backbone} (recipe {sample.recipe}), {sample.epochs} epochs, "
+        f"batch {sample.batch_size}, workers {config.workers}, seeds "
         f"{' '.join(map(str, config.seeds))}"
     )
 
@@ -329,14 +356,25 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--methods", nargs="+", choices=list(VARIANTS), default=list(d.methods), help="variants"
     )
     p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds), help="one run each")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="every run")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="every run; None: the recipe's")
     p.add_argument(
-        "--backbone", default=d.backbone, choices=["mlp", "resnet18", "resnet50"], help="every run"
+        "--backbone",
+        default=d.backbone,
+        choices=["auto", *BACKBONES],
+        help="every run; None: the recipe's",
     )
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch")
+    p.add_argument(
+        "--batch-size", type=int, default=d.batch_size, help="global batch; None: the recipe's"
+    )
+    p.add_argument(
+        "--recipe", default=d.recipe, help="auto (the dataset's shipped recipe), none, NAME or PATH"
+    )
     p.add_argument("--workers", default=d.workers, help="N or MIN:MAX")
     p.add_argument(
-        "--warmup-epochs", type=int, default=d.warmup_epochs, help="InfoNCE-only epochs first"
+        "--warmup-epochs",
+        type=int,
+        default=d.warmup_epochs,
+        help="InfoNCE-only epochs first; None: the recipe's",
     )
     p.add_argument("--output-size", type=int, default=d.output_size, help="augment.output_size")
     p.add_argument("--config", default=None, help="YAML/JSON of further TrainConfig settings")
@@ -367,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             warmup_epochs=args.warmup_epochs,
             output_size=args.output_size,
+            recipe=args.recipe,
             base_config=args.config,
             ablation=args.ablation,
             out=args.out or f"runs/compare-{args.dataset.replace(':', '_').replace('/', '_')}",

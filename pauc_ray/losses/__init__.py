@@ -14,7 +14,13 @@ from pauc_ray.losses.p_align import p_align
 from pauc_ray.losses.p_corr import p_corr
 from pauc_ray.losses.p_uniform import p_uniform, pairwise_sq_distances
 from pauc_ray.losses.proto_nce import proto_nce, prototype_logits, sample_negative_prototypes
-from pauc_ray.losses.total import TERM_NAMES, LossOutput, PrototypeSet, pauc_loss
+from pauc_ray.losses.total import (
+    TERM_NAMES,
+    LossOutput,
+    PrototypeSet,
+    pauc_loss,
+    term_gradient_norms,
+)
 
 __all__ = [
     "TERM_NAMES",
@@ -32,4 +38,5 @@ __all__ = [
     "proto_nce",
     "prototype_logits",
     "sample_negative_prototypes",
+    "term_gradient_norms",
 ]

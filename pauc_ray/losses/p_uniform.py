@@ -33,19 +33,22 @@ def pairwise_sq_distances(x: Tensor) -> Tensor:
     return (sq_norms.unsqueeze(1) + sq_norms.unsqueeze(0) - 2.0 * (x @ x.T)).clamp_min(0.0)
 
 
-def p_uniform(protos: Tensor, t: float = _DEFAULTS.uniform_t) -> Tensor:
-    """p-uniform (Eq. 5), in Wang & Isola's log form: ``log mean_{p != q} exp(-t ||c_p - c_q||^2)``.
+def p_uniform(protos: Tensor, t: float = _DEFAULTS.uniform_t, log: bool = True) -> Tensor:
+    """p-uniform (Eq. 5): ``mean_{p != q} exp(-t ||c_p - c_q||^2)``, or its log.
 
-    The log (DESIGN.md, section 1) keeps Eq. 5's minimisers and scales the gradient; it is
-    computed with ``logsumexp`` over the ``P (P - 1)`` ordered pairs ``p != q``.
+    ``log=True`` is Wang & Isola's log form (DESIGN.md, section 1): the same minimisers, with
+    the gradient divided by the mean kernel (so it stays strong when prototypes are already
+    spread); computed with ``logsumexp`` over the ``P (P - 1)`` ordered pairs ``p != q``.
+    ``log=False`` is Eq. 5 as the paper writes it.
 
     Args:
         protos: (P, D) L2-normalised batch prototypes ``cq`` (with gradient).
         t: Gaussian potential scale ``t`` of Eq. 5, > 0.
+        log: the log form (True) or Eq. 5 as written (False).
 
     Returns:
-        Scalar in ``[-4t, 0]`` for unit rows; 0 (still on the graph, zero gradient) when
-        ``P < 2``.
+        Scalar in ``[-4t, 0]`` (log form) or ``[exp(-4t), 1]`` for unit rows; 0 (still on
+        the graph, zero gradient) when ``P < 2``.
 
     Example:
         >>> c = torch.nn.functional.normalize(torch.randn(5, 8), dim=1)
@@ -54,10 +57,10 @@ def p_uniform(protos: Tensor, t: float = _DEFAULTS.uniform_t) -> Tensor:
     """
     check_embeddings("protos", protos, min_rows=0)
     check_positive("t", t)
-    return _p_uniform(protos, t)
+    return _p_uniform(protos, t, log)
 
 
-def _p_uniform(protos: Tensor, t: float) -> Tensor:
+def _p_uniform(protos: Tensor, t: float, log: bool = True) -> Tensor:
     num = protos.shape[0]
     if num < 2:
         return protos.sum() * 0.0  # no pair: a zero still on the graph
@@ -66,4 +69,5 @@ def _p_uniform(protos: Tensor, t: float) -> Tensor:
     # backward).
     diagonal = torch.eye(num, dtype=torch.bool, device=protos.device)
     log_kernel = (-t * pairwise_sq_distances(protos)).masked_fill(diagonal, float("-inf"))
-    return torch.logsumexp(log_kernel.flatten(), dim=0) - math.log(num * (num - 1))
+    log_mean = torch.logsumexp(log_kernel.flatten(), dim=0) - math.log(num * (num - 1))
+    return log_mean if log else log_mean.exp()

@@ -9,7 +9,7 @@ weight is 0 are not computed at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from pauc_ray.losses.p_corr import _p_corr
 from pauc_ray.losses.p_uniform import _p_uniform
 from pauc_ray.losses.proto_nce import _check_prototype_inputs, _proto_nce
 
-__all__ = ["TERM_NAMES", "LossOutput", "PrototypeSet", "pauc_loss"]
+__all__ = ["TERM_NAMES", "LossOutput", "PrototypeSet", "pauc_loss", "term_gradient_norms"]
 
 _DEFAULTS = LossConfig()
 
@@ -61,12 +61,32 @@ class LossOutput:
         instance_accuracy: top-1 accuracy (%) of the positive key among the instance logits.
         prototype_accuracy: top-1 accuracy (%) of the own prototype among the prototype logits,
             averaged over the clusterings; ``None`` when ProtoNCE was not computed.
+        contributions: each computed term's share of ``total`` as a tensor on the graph
+            (weight times the mean over clusterings), for :func:`term_gradient_norms`.
+        gradient_norms: :func:`term_gradient_norms` when the caller measured them, else empty.
     """
 
     total: Tensor
     terms: dict[str, float]
     instance_accuracy: float
     prototype_accuracy: float | None
+    contributions: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    gradient_norms: dict[str, float] = field(default_factory=dict)
+
+
+def term_gradient_norms(output: LossOutput, q: Tensor) -> dict[str, float]:
+    """``||d contribution / d q||_F`` for each computed term: how hard each term pulls on the
+    query embeddings (B, D), weights included. Terms balanced by this measure move the
+    embedding comparably; one far above the others dominates training.
+
+    Call before ``output.total.backward()`` (the graph is kept). With ``torch.distributed``
+    and batch prototypes over the global batch, every process must call it at the same step.
+    """
+    norms = {}
+    for name, value in output.contributions.items():
+        (grad,) = torch.autograd.grad(value, q, retain_graph=True, allow_unused=True)
+        norms[name] = 0.0 if grad is None else float(grad.norm())
+    return norms
 
 
 def _check_config(config: LossConfig) -> None:
@@ -163,6 +183,7 @@ def pauc_loss(
     with torch.no_grad():
         instance_hits = (logits[:, 0] >= logits.max(dim=1).values).float().mean()
     total = info
+    contributions = {"info_nce": info}
 
     zero = q.new_zeros(())
     sums = {name: zero for name in TERM_NAMES[1:]}
@@ -175,7 +196,8 @@ def pauc_loss(
         if need_batch_protos and gather_distributed:
             q_all, k_all, assignments_all = _gather_batch(q, k, assignments)
 
-        proto_total = zero
+        weighted = {name: zero for name in TERM_NAMES[1:]}
+        computed: set[str] = set()
         for m, pset in enumerate(prototype_sets):
             loss_m, hits_m = _proto_nce(
                 q,
@@ -192,15 +214,21 @@ def pauc_loss(
                 if weights["p_align"] > 0:
                     terms_m["p_align"] = _p_align(protos.query, protos.key, config.align_exponent)
                 if weights["p_uniform"] > 0:
-                    terms_m["p_uniform"] = _p_uniform(protos.query, config.uniform_t)
+                    terms_m["p_uniform"] = _p_uniform(
+                        protos.query, config.uniform_t, log=config.uniform_form == "log"
+                    )
                 if weights["p_corr"] > 0:
                     terms_m["p_corr"] = _p_corr(protos.query, config.corr_temperature)
             for name, value in terms_m.items():
-                proto_total = proto_total + weights.get(name, 1.0) * value
+                computed.add(name)
+                weighted[name] = weighted[name] + weights.get(name, 1.0) * value
                 sums[name] = sums[name] + value.detach()
             proto_hits = proto_hits + hits_m.float().mean()
         num_sets = len(prototype_sets)
-        total = total + proto_total / num_sets
+        for name in TERM_NAMES[1:]:  # fixed order: the same float sum as before
+            if name in computed:
+                contributions[name] = weighted[name] / num_sets
+                total = total + contributions[name]
         sums = {name: value / num_sets for name, value in sums.items()}
         proto_hits = proto_hits / num_sets
 
@@ -213,6 +241,7 @@ def pauc_loss(
         terms=dict(zip(TERM_NAMES, logged[: len(TERM_NAMES)])),
         instance_accuracy=100.0 * logged[-2],
         prototype_accuracy=100.0 * logged[-1] if use_prototypes else None,
+        contributions=contributions,
     )
 
 

@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not saved.is_file():
                 raise ValueError(f"--resume {args.resume}: no config.json there (not a run folder)")
             base = json.loads(saved.read_text())
-            flags = config_from_args(args).to_dict()
+            flags = config_from_args(args, recipe=False).to_dict()
             defaults = TrainConfig().to_dict()
             changed = {k: v for k, v in flags.items() if v != defaults.get(k)}
             config = from_dict(TrainConfig, merge(base, changed))
@@ -47,8 +47,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))
+    for line in final_report(summary):
+        print(line)
     print(f"summary: {summary['run_dir']}/summary.json")
     return 0 if summary["error"] is None else 1
+
+
+def final_report(summary: dict) -> list[str]:
+    """The run's kNN top-1 beside its two baselines on the same split, and what it means."""
+    trained = summary.get("knn_top1")
+    if trained is None:
+        return ["kNN: not evaluated (the dataset has no labelled held-out split)"]
+    raw, initial = summary.get("raw_knn_top1"), summary.get("random_init_knn_top1")
+    lines = [
+        f"kNN top-1, held-out split ({summary.get('representation')} features of "
+        f"{summary.get('backbone')}):",
+        f"  trained      {trained:6.2f} %",
+        f"  raw input    {raw:6.2f} %" if raw is not None else "  raw input    -",
+        f"  random init  {initial:6.2f} %" if initial is not None else "  random init  -",
+    ]
+    if raw is not None and initial is not None:
+        beaten = trained > max(raw, initial)
+        lines.append(
+            "  pretraining beat both baselines"
+            if beaten
+            else "  pretraining did NOT beat both baselines: the encoder learned nothing a kNN "
+            "can use beyond its input"
+        )
+    return lines
 
 
 if __name__ == "__main__":

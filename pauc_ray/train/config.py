@@ -23,6 +23,8 @@ import yaml
 from cluster.config import KMeansConfig
 from pauc_ray.config import LossConfig, NEMDConfig
 from pauc_ray.data.augment import AugmentConfig
+from pauc_ray.model.backbones import BACKBONES, HEADS, REPRESENTATIONS
+from pauc_ray.schedule import LR_SCHEDULES
 
 METHODS = ("moco", "pcl", "pauc")
 
@@ -57,16 +59,26 @@ class TrainConfig:
         workers: ``"N"`` or ``"MIN:MAX"`` (elastic: starts with what fits, at least MIN).
         cpus_per_worker: logical CPUs per worker; fractions leave room for Ray Data's tasks.
         use_gpu: one GPU per worker; None: when the cluster has GPUs.
-        backbone: ``resnet18``, ``resnet50``, ``mlp`` or ``auto`` (resnet18 for images, mlp
-            for vectors).
-        embedding_dim: L2-normalised output size (paper: 128).
+        backbone: ``convnet``, ``resnet18``, ``resnet50``, ``mlp`` or ``auto`` (convnet for
+            images of at most 64 px, resnet18 above, mlp for vectors).
+        width: first-stage channels of ``convnet`` (stages ``w, 2w, 4w, 8w``).
+        head: projection head, ``mlp`` (MoCo v2's) or ``linear``.
+        embedding_dim: L2-normalised projection size (paper: 128).
+        representation: what evaluation embeds: ``backbone`` (pooled features, projection
+            head removed, as MoCo v2 and PCL evaluate) or ``projection``.
         bn_groups: ghost BatchNorm groups for MoCo's shuffle-BN within a worker.
         queue_size: MoCo queue ``r``; clipped to half the training set (a longer queue would
             hold stale copies of the same samples).
         moco_momentum: key encoder momentum (MoCo: 0.999).
         lr, sgd_momentum, weight_decay: SGD (paper: 0.03, 0.9, 1e-4).
-        lr_milestones: fractions of the epochs where the rate is multiplied by 0.1 (paper:
-            epochs 120 and 160 of 200).
+        lr_schedule: ``cosine`` (linear warm-up over ``lr_warmup_epochs``, then cosine decay
+            to 0, per step) or ``step`` (the paper's: x0.1 at each of ``lr_milestones``).
+        lr_warmup_epochs: linear warm-up of the cosine schedule, in epochs (0: none; at most
+            all but the last step).
+        lr_milestones: fractions of the epochs where the step schedule multiplies the rate by
+            0.1 (paper: epochs 120 and 160 of 200).
+        recipe: the shipped recipe whose values this config starts from (informational;
+            ``--recipe`` picks it, see :mod:`pauc_ray.recipes`).
         seed: seeds initialisation, data order, augmentation and sampling.
         storage: where runs go (on a multi-node cluster: a path every node shares).
         name: run name (folder under ``storage``); default ``{method}-{dataset}-{time}``.
@@ -88,14 +100,20 @@ class TrainConfig:
     cpus_per_worker: float = 0.5
     use_gpu: bool | None = None
     backbone: str = "auto"
+    width: int = 32
+    head: str = "mlp"
     embedding_dim: int = 128
+    representation: str = "backbone"
     bn_groups: int = 2
     queue_size: int = 16384
     moco_momentum: float = 0.99
     lr: float = 0.03
     sgd_momentum: float = 0.9
     weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"
+    lr_warmup_epochs: float = 2.0
     lr_milestones: tuple[float, ...] = (0.6, 0.8)
+    recipe: str | None = None
     seed: int = 0
     storage: str = "./runs"
     name: str | None = None
@@ -125,10 +143,20 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.moco_momentum <= 1:
             raise ValueError(f"moco_momentum must be in [0, 1], got {self.moco_momentum}")
-        if self.backbone not in ("auto", "resnet18", "resnet50", "mlp"):
+        if self.backbone not in ("auto", *BACKBONES):
+            raise ValueError(f"backbone must be auto or one of {BACKBONES}, got {self.backbone!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.representation not in REPRESENTATIONS:
             raise ValueError(
-                f"backbone must be auto, resnet18, resnet50 or mlp, got {self.backbone!r}"
+                f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}"
             )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_warmup_epochs < 0:
+            raise ValueError(f"lr_warmup_epochs must be >= 0, got {self.lr_warmup_epochs}")
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
         _ = self.worker_range  # validates `workers`
 
     @property
@@ -275,6 +303,13 @@ def build_parser(prog: str = "python -m pauc_ray.train") -> argparse.ArgumentPar
     )
     parser.add_argument("--config", help="YAML or JSON file of settings", default=None)
     parser.add_argument(
+        "--recipe",
+        default="auto",
+        metavar="NAME|PATH",
+        help="settings applied before --config and flags: auto (the shipped recipe named after "
+        "the dataset, if any), none, a shipped recipe's name or a YAML file",
+    )
+    parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
         default=None,
@@ -305,8 +340,24 @@ def build_parser(prog: str = "python -m pauc_ray.train") -> argparse.ArgumentPar
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """File settings, then flags; raises ValueError naming a bad setting."""
+def resolve_config(
+    data: Mapping[str, Any], recipe: str = "auto", where: str = "config"
+) -> TrainConfig:
+    """``TrainConfig`` from the defaults, then the recipe for the dataset ``data`` names
+    (:func:`pauc_ray.recipes.load_recipe`), then ``data``; ``recipe`` records its name."""
+    from pauc_ray.recipes import load_recipe
+
+    dataset = data.get("dataset", TrainConfig.dataset)
+    name, settings = load_recipe(str(dataset), recipe)
+    merged = merge(settings, data)
+    if name is not None and "recipe" not in data:
+        merged["recipe"] = name
+    return from_dict(TrainConfig, merged, where)
+
+
+def config_from_args(args: argparse.Namespace, recipe: bool = True) -> TrainConfig:
+    """Recipe, then file settings, then flags; raises ValueError naming a bad setting.
+    ``recipe=False`` leaves the recipe out (flags given with ``--resume``)."""
     data: dict[str, Any] = load_config_file(args.config) if args.config else {}
     overrides: dict[str, Any] = {}
     for key, value in vars(args).items():
@@ -317,4 +368,4 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    return from_dict(TrainConfig, merge(data, overrides))
+    return resolve_config(merge(data, overrides), args.recipe if recipe else "none")

@@ -62,16 +62,29 @@ def resolve_dataset(config: TrainConfig) -> Path:
     return directory
 
 
+CONVNET_MAX_SIDE = 64  # "auto" picks the small ConvNet up to here, ResNet-18 above
+
+
 def encoder_spec_for(config: TrainConfig, info) -> EncoderSpec:
+    """The encoder a run trains: ``config.backbone`` (``auto``: ``convnet`` for images of at
+    most 64 px, ``resnet18`` above, ``mlp`` for vectors) at the run's input shape."""
     if info.kind == "image":
-        backbone = "resnet18" if config.backbone == "auto" else config.backbone
         shape: tuple[int, ...] = (info.channels, info.height, info.width)
         if config.augment.output_size:
             shape = (info.channels, config.augment.output_size, config.augment.output_size)
+        small = max(shape[1:]) <= CONVNET_MAX_SIDE
+        auto = "convnet" if small else "resnet18"
     else:
-        backbone = "mlp" if config.backbone == "auto" else config.backbone
-        shape = (info.dim,)
-    return EncoderSpec(backbone, info.kind, shape, config.embedding_dim, config.bn_groups)
+        shape, auto = (info.dim,), "mlp"
+    return EncoderSpec(
+        auto if config.backbone == "auto" else config.backbone,
+        info.kind,
+        shape,
+        config.embedding_dim,
+        config.bn_groups,
+        width=config.width,
+        head=config.head,
+    )
 
 
 def init_ray() -> None:
@@ -129,19 +142,26 @@ def per_worker_batch(batch_size: int, world_size: int, bn_groups: int) -> int:
     return (batch_size // world_size) // groups * groups
 
 
-MATERIALIZE_LIMIT_BYTES = 2 << 30
+IN_MEMORY_LIMIT_BYTES = 2 << 30
 
 
-def _train_dataset(dataset_dir: Path, info, num_train: int):
-    """The train split as a Ray Dataset; decoded once and kept in the object store when it is
-    small (< 2 GiB decoded), so an epoch does not pay to read and decode the files again."""
-    from pauc_ray.data.ray_dataset import read_split
+def _train_data(dataset_dir: Path, info, num_train: int) -> tuple[list | None, dict]:
+    """How workers get the train split: ``(train_rows, datasets)``.
+
+    A split under 2 GiB decoded is read and decoded once by Ray Data and left in the object
+    store (``train_rows``, refs): every worker then draws each epoch's batches from a fresh
+    seeded global permutation (:mod:`pauc_ray.data.sampler`), as MoCo and PCL do. A larger
+    split streams through Ray Train's dataset shards (``datasets``) in Ray Data's order with
+    a local shuffle buffer.
+    """
+    from pauc_ray.data.ray_dataset import read_split, split_to_object_store
 
     dataset = read_split(dataset_dir, "train")
     per_row = 4 * info.dim if info.kind == "vector" else info.channels * info.height * info.width
-    if num_train * (per_row + 16) < MATERIALIZE_LIMIT_BYTES:
-        dataset = dataset.materialize()
-    return dataset
+    if num_train * (per_row + 16) < IN_MEMORY_LIMIT_BYTES:
+        return split_to_object_store(dataset), {}
+    logger.info("train split over %d GiB decoded: streaming it", IN_MEMORY_LIMIT_BYTES >> 30)
+    return None, {"train": dataset}
 
 
 def _worker_env() -> dict[str, str]:
@@ -218,12 +238,13 @@ def run_training(
         name=f"pauc-cluster-{name}",
     )
     spec = encoder_spec_for(config, info)
-    # the same seed gives the same batches: Ray Data keeps the files' row order
+    # streamed splits: the same seed gives the same batches, Ray Data keeps the files' order
     data_context = ray.data.DataContext.get_current()
     data_context.execution_options.preserve_order = True
     data_context.enable_progress_bars = (
         False  # rank 0's epoch bar says it; Ray Data's repeat per epoch
     )
+    train_rows, datasets = _train_data(dataset_dir, info, num_train)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -235,6 +256,7 @@ def run_training(
             "queue_size": queue_size,
             "encoder_spec": spec.to_dict(),
             "cluster_actor": actor,
+            "train_rows": train_rows,
             # Ray Train restores its own latest checkpoint when a run of the same name and
             # storage is started again; this is the fallback when its bookkeeping is gone.
             "resume_from": str(latest) if latest is not None else None,
@@ -252,7 +274,7 @@ def run_training(
             callbacks=callbacks,
             worker_runtime_env={"env_vars": _worker_env()},
         ),
-        datasets={"train": _train_dataset(dataset_dir, info, num_train)},
+        datasets=datasets,
     )
     try:
         result = trainer.fit()
@@ -265,7 +287,11 @@ def run_training(
         "method": config.method,
         "dataset": config.dataset,
         "epochs_completed": final.get("epoch", 0),
+        "backbone": spec.backbone,
+        "representation": config.representation,
         "knn_top1": final.get("knn_top1"),
+        "raw_knn_top1": final.get("raw_knn_top1"),
+        "random_init_knn_top1": final.get("random_init_knn_top1"),
         "nemd": final.get("nemd"),
         "nemd_nn": final.get("nemd_nn"),
         "checkpoint": str(checkpoint) if checkpoint else None,

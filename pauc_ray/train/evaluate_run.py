@@ -1,13 +1,18 @@
-"""Evaluation inside a run (rank 0): kNN top-1/top-5 on the held-out split and NEMD.
+"""Evaluation inside a run (rank 0): kNN top-1/top-5 on the held-out split, its two
+baselines, and NEMD.
 
 The kNN memory is (a seeded subsample of) the train split, the queries the ``test`` split;
-NEMD (Eq. 3) is computed on the train embedding clustered into ``kmeans.num_clusters[0]``
-prototypes. The fuller offline evaluation (linear probe, pictures) is ``pauc_ray.evaluate``.
+embeddings are ``config.representation`` (the backbone's features by default). Beside the
+trained encoder's kNN come the raw-input kNN and the random-init encoder's kNN on the same
+split (:mod:`pauc_ray.evaluation.baselines`), computed once per run. NEMD (Eq. 3) is computed
+on the train embedding clustered into ``kmeans.num_clusters[0]`` prototypes. The fuller
+offline evaluation (linear probe, pictures) is ``pauc_ray.evaluate``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -19,8 +24,10 @@ from torch import nn
 from cluster.kmeans import cluster_features
 from pauc_ray.data import DatasetError, load_split_arrays, read_dataset_info
 from pauc_ray.data.augment import EvalTransform
+from pauc_ray.evaluation.baselines import baseline_knn
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
+from pauc_ray.model.backbones import EncoderSpec
 
 logger = logging.getLogger(__name__)
 
@@ -34,24 +41,59 @@ def _split(dataset_dir: str, split: str, max_samples: int | None, seed: int):
     return arrays
 
 
-def evaluate_encoder(
-    encoder: nn.Module, config, dataset_dir: str, device, files, write_nemd: bool
-) -> dict[str, Any]:
-    transform = EvalTransform(config.augment)
+@functools.lru_cache(maxsize=4)
+def _baselines(dataset_dir: str, config_json: str, spec_json: str) -> tuple[tuple[str, float]]:
+    """Raw-input and random-init kNN of a run (cached: they do not change during it)."""
+    from pauc_ray.train.config import TrainConfig, from_dict
+
+    config = from_dict(TrainConfig, json.loads(config_json))
+    spec = EncoderSpec.from_dict(json.loads(spec_json))
     train = _split(dataset_dir, "train", config.eval_max_samples, config.seed)
-    train_emb = embed_arrays(encoder, train.inputs, transform, device)
+    test = _split(dataset_dir, "test", None, config.seed)
+    found = baseline_knn(
+        train,
+        test,
+        spec,
+        config.seed,
+        EvalTransform(config.augment),
+        k=config.knn_k,
+        representation=config.representation,
+    )
+    return tuple(found.items())
+
+
+def _labelled_test(dataset_dir: str, train, seed: int):
+    if "test" not in read_dataset_info(dataset_dir).counts or not (train.labels >= 0).all():
+        return None
+    try:
+        test = _split(dataset_dir, "test", None, seed)
+    except DatasetError as exc:
+        logger.warning("no kNN evaluation: %s", exc)
+        return None
+    return test if (test.labels >= 0).all() else None
+
+
+def evaluate_encoder(
+    encoder: nn.Module,
+    config,
+    spec: EncoderSpec,
+    dataset_dir: str,
+    device,
+    files,
+    write_nemd: bool,
+) -> dict[str, Any]:
+    """kNN (with ``raw_knn_top1`` and ``random_init_knn_top1`` beside it) and NEMD."""
+    transform = EvalTransform(config.augment)
+    representation = config.representation
+    train = _split(dataset_dir, "train", config.eval_max_samples, config.seed)
+    train_emb = embed_arrays(encoder, train.inputs, transform, device, 1024, representation)
     out: dict[str, Any] = {}
-    has_test = "test" in read_dataset_info(dataset_dir).counts
-    if has_test and (train.labels >= 0).all():
-        try:
-            test = _split(dataset_dir, "test", None, config.seed)
-        except DatasetError as exc:
-            logger.warning("no kNN evaluation: %s", exc)
-        else:
-            if (test.labels >= 0).all():
-                test_emb = embed_arrays(encoder, test.inputs, transform, device)
-                knn = knn_classify(train_emb, train.labels, test_emb, test.labels, k=config.knn_k)
-                out.update(knn_top1=knn.top1, knn_top5=knn.top5)
+    test = _labelled_test(dataset_dir, train, config.seed)
+    if test is not None:
+        test_emb = embed_arrays(encoder, test.inputs, transform, device, 1024, representation)
+        knn = knn_classify(train_emb, train.labels, test_emb, test.labels, k=config.knn_k)
+        out.update(knn_top1=knn.top1, knn_top5=knn.top5)
+        out.update(_baselines(dataset_dir, config.to_json(), json.dumps(spec.to_dict())))
     k = config.kmeans.num_clusters[0]
     if len(train_emb) >= 2 * k:
         kmeans = replace(config.clustering, num_clusters=(k,), nredo=1, use_gpu=False)
@@ -64,5 +106,8 @@ def evaluate_encoder(
         if write_nemd:
             from pauc_ray.train.run_files import write_json_atomic
 
-            write_json_atomic(Path(files.nemd_report), {"num_clusters": k, **report.to_dict()})
+            write_json_atomic(
+                Path(files.nemd_report),
+                {"num_clusters": k, "representation": representation, **report.to_dict()},
+            )
     return out

@@ -4,10 +4,16 @@
 Each worker: builds the MoCo pair (same seed everywhere; DDP wraps the query encoder), resumes
 from ``ray.train.get_checkpoint()`` if there is one, and per epoch
 1. (after warm-up) runs the feature pass over its exact share of the ids (momentum encoder,
-   no augmentation) and exchanges it with the clustering actor for the epoch's prototypes;
-2. trains on its Ray Data shard with two-view augmentation and :func:`pauc_ray.step.train_step`;
-3. reports metrics (and, every ``checkpoint_every`` epochs, a checkpoint from rank 0).
-At the end rank 0 evaluates (kNN, NEMD) and exports the query encoder.
+   projection output, no augmentation) and exchanges it with the clustering actor for the
+   epoch's prototypes;
+2. trains with two-view augmentation and :func:`pauc_ray.step.train_step`, the learning rate
+   following :func:`pauc_ray.schedule.build_lr_scheduler` step by step. The rows come from
+   the train split held in Ray's object store (``train_rows``: each epoch a fresh seeded
+   global permutation, :mod:`pauc_ray.data.sampler`) or, for splits too large for memory,
+   from this worker's Ray Data shard (Ray Data's order with a local shuffle buffer);
+3. reports metrics, each term's gradient norm on the epoch's first step, and (every
+   ``checkpoint_every`` epochs) a checkpoint from rank 0.
+At the end rank 0 evaluates (kNN and its baselines, NEMD) and exports the query encoder.
 """
 
 from __future__ import annotations
@@ -24,13 +30,16 @@ import torch
 from tqdm import tqdm
 
 from pauc_ray.checkpoint import read_checkpoint
+from pauc_ray.data import sampler
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
+from pauc_ray.data.ray_dataset import rows_from_object_store
+from pauc_ray.data.sharding import shard_bounds
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
 from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.prototypes import EpochPrototypes
-from pauc_ray.schedule import step_learning_rate
+from pauc_ray.schedule import build_lr_scheduler
 from pauc_ray.step import train_step
 from pauc_ray.train.config import TrainConfig, from_dict
 from pauc_ray.train.driver import per_worker_batch as _per_worker_batch
@@ -68,7 +77,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     generator = torch.Generator(device="cpu").manual_seed(config.seed * 7919 + rank)
 
     model = MoCo(
-        build_encoder(spec), loop_config["queue_size"], config.moco_momentum, config.bn_groups
+        build_encoder(spec, seed=config.seed),
+        loop_config["queue_size"],
+        config.moco_momentum,
+        config.bn_groups,
     ).to(device)
     optimizer = torch.optim.SGD(
         model.encoder_q.parameters(),
@@ -102,19 +114,32 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         )
     group = group_token(world)
     per_worker_batch = _per_worker_batch(config.batch_size, world, config.bn_groups)
-    steps_per_epoch = (num_train // world) // per_worker_batch
+    steps_per_epoch = sampler.steps_per_epoch(num_train, world, per_worker_batch)
+    for param_group in optimizer.param_groups:  # the config's rate, also after a resume
+        param_group["lr"] = param_group["initial_lr"] = config.lr
+    scheduler = build_lr_scheduler(
+        optimizer,
+        config.lr_schedule,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=config.lr_warmup_epochs,
+        milestones=config.lr_milestones,
+        start_step=start_epoch * steps_per_epoch,
+    )
     augment = TwoViewAugment(config.augment)
     eval_transform = EvalTransform(config.augment)
-    shard = ray.train.get_dataset_shard("train")
-    feature_inputs = None  # this worker's share of the train split, decoded once
+    rows = None
+    if loop_config.get("train_rows") is not None:
+        rows = rows_from_object_store(loop_config["train_rows"])
+        start, stop = shard_bounds(num_train, rank, world)
+        feature_inputs = (rows.ids[start:stop], rows.inputs[start:stop])
+    else:
+        shard = ray.train.get_dataset_shard("train")
+        feature_inputs = None  # this worker's share of the train split, decoded once
 
     for epoch in range(start_epoch, config.epochs):
         epoch_start = time.perf_counter()
-        lr = step_learning_rate(
-            epoch, base_lr=config.lr, epochs=config.epochs, milestones=config.lr_milestones
-        )
-        for param_group in optimizer.param_groups:
-            param_group["lr"] = lr
+        lr = scheduler.get_last_lr()[0]
         warmup = config.method == "moco" or epoch < config.loss.warmup_epochs
         feature_seconds = cluster_seconds = 0.0
         prototypes = None
@@ -136,14 +161,18 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         names = ("total", *TERM_NAMES)
         sums = {name: 0.0 for name in names}
         acc_sum = proto_acc_sum = 0.0
+        gradient_norms: dict[str, float] = {}
         steps = 0
         train_start = time.perf_counter()
-        batches = shard.iter_torch_batches(
-            batch_size=per_worker_batch,
-            drop_last=True,
-            local_shuffle_buffer_size=min(num_train, 4 * per_worker_batch),
-            local_shuffle_seed=config.seed + 1000 * epoch + rank,
-        )
+        if rows is not None:
+            batches = _memory_batches(rows, config.seed, epoch, rank, world, per_worker_batch)
+        else:
+            batches = shard.iter_torch_batches(
+                batch_size=per_worker_batch,
+                drop_last=True,
+                local_shuffle_buffer_size=min(num_train, 4 * per_worker_batch),
+                local_shuffle_seed=config.seed + 1000 * epoch + rank,
+            )
         bar = tqdm(
             total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -173,7 +202,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 query_encoder=query_encoder,
                 gather_keys=all_gather if world > 1 else None,
                 gather_distributed=world > 1,
+                measure_gradients=steps == 0,
             )
+            scheduler.step()
+            gradient_norms = gradient_norms or out.gradient_norms
             total = out.total.item()
             sums["total"] += total
             for name in TERM_NAMES:
@@ -190,7 +222,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             proto_acc_sum / max(steps, 1),
             float(steps),
         ]
+        local += [gradient_norms.get(n, 0.0) for n in TERM_NAMES]
         averaged = mean_over_workers(local, device)
+        norms = dict(zip(TERM_NAMES, averaged[len(names) + 3 :]))
         epoch_seconds = time.perf_counter() - epoch_start
         metrics: dict[str, Any] = {
             "epoch": epoch + 1,
@@ -200,6 +234,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             **{f"loss_{n}": v for n, v in zip(names, averaged)},
             "instance_accuracy": averaged[len(names)],
             "prototype_accuracy": None if warmup else averaged[len(names) + 1],
+            # |d (weighted term) / d q|, first step of the epoch, mean over workers
+            **{f"grad_norm_{n}": norms[n] for n in TERM_NAMES if n in gradient_norms},
             "samples_per_second": steps * per_worker_batch * world / max(train_seconds, 1e-9),
             "feature_pass_seconds": feature_seconds,
             "clustering_seconds": cluster_seconds,
@@ -209,7 +245,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if rank == 0 and (last or (config.eval_every and (epoch + 1) % config.eval_every == 0)):
             metrics.update(
                 evaluate_encoder(
-                    model.encoder_q, config, dataset_dir, device, files, write_nemd=last
+                    model.encoder_q, config, spec, dataset_dir, device, files, write_nemd=last
                 )
             )
         history.append(metrics)
@@ -223,3 +259,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             ray.train.report(reportable(metrics))
         if last and rank == 0:
             files.export(model.encoder_q, spec, config, history, loop_config["dataset_info"])
+
+
+def _memory_batches(rows, seed: int, epoch: int, rank: int, world: int, batch_size: int):
+    """This rank's batches of epoch ``epoch`` from the in-memory split, in the order of the
+    epoch's global permutation (:func:`pauc_ray.data.sampler.epoch_batches`)."""
+    positions = sampler.epoch_batches(
+        len(rows), seed=seed, epoch=epoch, rank=rank, world_size=world, batch_size=batch_size
+    )
+    key = "image" if rows.inputs.ndim == 4 else "x"
+    for batch in positions:
+        yield {"id": torch.from_numpy(rows.ids[batch]), key: torch.from_numpy(rows.inputs[batch])}

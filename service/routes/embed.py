@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from pauc_ray.model.backbones import REPRESENTATIONS
 from service.errors import ApiError, validation_error
 from service.inputs import parse_items, parse_uploads
 from service.registry import ServedModel
@@ -38,6 +39,11 @@ _REQUEST_BODY = {
                 "required": ["model", "files"],
                 "properties": {
                     "model": {"type": "string", "description": "model id"},
+                    "representation": {
+                        "type": "string",
+                        "enum": list(REPRESENTATIONS),
+                        "default": "backbone",
+                    },
                     "files": {
                         "type": "array",
                         "items": {"type": "string", "format": "binary"},
@@ -64,7 +70,7 @@ def load_json(body: bytes) -> Any:
         raise ApiError(400, f"body: not valid JSON ({reason})", "body") from None
 
 
-async def _from_json(request: Request, state: ServiceState) -> tuple[ServedModel, Any]:
+async def _from_json(request: Request, state: ServiceState) -> tuple[ServedModel, str, Any]:
     payload = load_json(await request.body())
     if not isinstance(payload, dict):
         raise ApiError(422, f"body: expected a JSON object, got {type(payload).__name__}", "body")
@@ -75,11 +81,11 @@ async def _from_json(request: Request, state: ServiceState) -> tuple[ServedModel
     served = state.model(parsed.model)
     args = (parsed.inputs, served.input_kind, served.input_shape, state.settings.max_items)
     if isinstance(parsed.inputs, list) and len(parsed.inputs) > INLINE_ITEMS:
-        return served, await asyncio.to_thread(parse_items, *args)
-    return served, parse_items(*args)
+        return served, parsed.representation, await asyncio.to_thread(parse_items, *args)
+    return served, parsed.representation, parse_items(*args)
 
 
-async def _from_multipart(request: Request, state: ServiceState) -> tuple[ServedModel, Any]:
+async def _from_multipart(request: Request, state: ServiceState) -> tuple[ServedModel, str, Any]:
     settings = state.settings
     try:
         form = await request.form(
@@ -94,7 +100,17 @@ async def _from_multipart(request: Request, state: ServiceState) -> tuple[Served
         model = form.get("model")
         if not isinstance(model, str) or not model:
             raise ApiError(422, "model: required form field missing", "model")
-        unknown = sorted({k for k, v in form.multi_items() if k != "model" and isinstance(v, str)})
+        representation = form.get("representation", "backbone")
+        if representation not in REPRESENTATIONS:
+            raise ApiError(
+                422,
+                f"representation: expected one of {list(REPRESENTATIONS)}, got {representation!r}",
+                "representation",
+            )
+        known = ("model", "representation")
+        unknown = sorted(
+            {k for k, v in form.multi_items() if k not in known and isinstance(v, str)}
+        )
         if unknown:
             raise ApiError(422, f"{unknown[0]}: unknown form field", unknown[0])
         served = state.model(model)
@@ -113,8 +129,8 @@ async def _from_multipart(request: Request, state: ServiceState) -> tuple[Served
         await form.close()
     args = (files, served.input_shape, settings.max_items)
     if len(files) > INLINE_ITEMS:
-        return served, await asyncio.to_thread(parse_uploads, *args)
-    return served, parse_uploads(*args)
+        return served, representation, await asyncio.to_thread(parse_uploads, *args)
+    return served, representation, parse_uploads(*args)
 
 
 @router.post(
@@ -124,24 +140,27 @@ async def _from_multipart(request: Request, state: ServiceState) -> tuple[Served
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def embed(request: Request, state: StateDep) -> JSONResponse:
-    """Embeddings of raw inputs, one L2-normalised row per input, in input order."""
+    """Embeddings of raw inputs, one L2-normalised row per input, in input order: the
+    backbone's features by default, the projection head's output with
+    ``representation=projection``; the response says which."""
     content_type = request.headers.get("content-type", "application/json")
     media = content_type.split(";")[0].strip().lower()
     if media in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        served, inputs = await _from_multipart(request, state)
+        served, representation, inputs = await _from_multipart(request, state)
     elif media == "application/json" or media.endswith("+json"):
-        served, inputs = await _from_json(request, state)
+        served, representation, inputs = await _from_json(request, state)
     else:
         raise ApiError(
             415,
             f"content-type: expected application/json or multipart/form-data, got {media!r}",
             "content-type",
         )
-    embeddings = await state.batcher(served).submit(inputs)
+    embeddings = await state.batcher(served, representation).submit(inputs)
     state.metrics.embedded.inc(served.id, amount=len(inputs))
     return JSONResponse(
         {
             "model": served.id,
+            "representation": representation,
             "dimension": int(embeddings.shape[1]),
             "count": len(embeddings),
             "embeddings": embeddings.tolist(),

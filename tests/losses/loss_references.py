@@ -86,7 +86,7 @@ def p_align_ref(cq: Tensor | list, ck: Tensor | list, exponent: float) -> float:
     return sum(values) / len(values)
 
 
-def p_uniform_ref(protos: Tensor | list, t: float) -> float:
+def p_uniform_ref(protos: Tensor | list, t: float, log: bool = True) -> float:
     cs = _rows(protos) if isinstance(protos, Tensor) else protos
     if len(cs) < 2:
         return 0.0
@@ -96,7 +96,8 @@ def p_uniform_ref(protos: Tensor | list, t: float) -> float:
         for r in range(len(cs))
         if p != r
     ]
-    return math.log(sum(values) / len(values))
+    mean = sum(values) / len(values)
+    return math.log(mean) if log else mean
 
 
 def _softmax(v: list[float], temperature: float) -> list[float]:

@@ -68,3 +68,13 @@ def test_bad_arguments(kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
         p_uniform(**args)
+
+
+@pytest.mark.parametrize("t", [0.5, 2.0])
+def test_eq5_as_written_matches_reference_and_has_gradients(generator, t):
+    protos = unit_rows(generator, 7, 4)
+    got = p_uniform(protos, t, log=False)
+    assert got.item() == pytest.approx(p_uniform_ref(protos, t, log=False), rel=1e-10)
+    assert got.item() == pytest.approx(torch.exp(p_uniform(protos, t)).item(), rel=1e-10)
+    x = protos.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda c: p_uniform(c, t, log=False), (x,))

@@ -36,7 +36,8 @@ from pauc_ray.nemd.synthetic import sphere_clusters
 VECTOR_ID = "vec-run"
 IMAGE_ID = "sweep/img-run"
 BROKEN_ID = "broken-run"
-EMBEDDING_DIM = 16
+EMBEDDING_DIM = 16  # the projection head's output
+FEATURE_DIM = 32  # the backbone's features: what /embed returns by default
 
 
 def _augment() -> dict:
@@ -92,7 +93,9 @@ def build_storage(base: Path) -> Path:
         root, VECTOR_ID, EncoderSpec("mlp", "vector", (3,), EMBEDDING_DIM, 1, (32,)), "blobs", None
     )
     digits_info = json.loads(read_dataset_info(root / "datasets" / "digits").to_json())
-    image_spec = EncoderSpec("resnet18", "image", (1, 8, 8), EMBEDDING_DIM, 1)
+    image_spec = EncoderSpec(
+        "convnet", "image", (1, 8, 8), EMBEDDING_DIM, 1, width=FEATURE_DIM // 8
+    )
     _run(root, IMAGE_ID, image_spec, "digits", digits_info)
     broken = _run(root, BROKEN_ID, EncoderSpec("mlp", "vector", (3,), 8, 1, (8,)), "blobs", None)
     meta = json.loads((broken / "export" / "model.json").read_text())

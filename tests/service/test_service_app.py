@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 from conftest import wait_ready
-from service_storage import BROKEN_ID, IMAGE_ID, VECTOR_ID
+from service_storage import BROKEN_ID, EMBEDDING_DIM, FEATURE_DIM, IMAGE_ID, VECTOR_ID
 
 from service.registry import ModelRegistry
 
@@ -69,7 +69,8 @@ def test_models(client, storage_root):
     assert sorted(models) == [IMAGE_ID, VECTOR_ID]
     image = models[IMAGE_ID]
     assert image["input_kind"] == "image" and image["input_shape"] == [1, 8, 8]
-    assert image["embedding_dim"] == 16 and image["method"] == "pauc" and image["epoch"] == 3
+    assert image["embedding_dim"] == FEATURE_DIM and image["projection_dim"] == EMBEDDING_DIM
+    assert image["method"] == "pauc" and image["epoch"] == 3
     assert image["dataset"] == "digits" and image["metrics"]["knn_top1"] == 0.5
     assert models[VECTOR_ID]["input_shape"] == [3] and models[VECTOR_ID]["has_nemd_report"]
     assert str(storage_root) not in client.get("/models").text

@@ -7,7 +7,15 @@ import json
 
 import numpy as np
 import pytest
-from service_storage import IMAGE_ID, VECTOR_ID, digit_images, encode, png_b64
+from service_storage import (
+    EMBEDDING_DIM,
+    FEATURE_DIM,
+    IMAGE_ID,
+    VECTOR_ID,
+    digit_images,
+    encode,
+    png_b64,
+)
 from test_service_app import assert_body_limit, assert_error
 
 from service.registry import ModelRegistry
@@ -25,11 +33,46 @@ def test_vectors(client, registry):
     response = client.post("/embed", json={"model": VECTOR_ID, "inputs": vectors})
     assert response.status_code == 200
     body = response.json()
-    assert body["model"] == VECTOR_ID and body["dimension"] == 16 and body["count"] == 2
+    assert body["model"] == VECTOR_ID and body["dimension"] == FEATURE_DIM and body["count"] == 2
+    assert body["representation"] == "backbone"
     got = np.array(body["embeddings"])
     want = registry.get(VECTOR_ID).embed(np.array(vectors, np.float32))
     np.testing.assert_allclose(got, want, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("representation", ["backbone", "projection"])
+def test_either_representation_on_request(client, registry, representation):
+    images = digit_images(3, seed=4)
+    response = client.post(
+        "/embed",
+        json={
+            "model": IMAGE_ID,
+            "inputs": [png_b64(i) for i in images],
+            "representation": representation,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    size = FEATURE_DIM if representation == "backbone" else EMBEDDING_DIM
+    assert body["representation"] == representation and body["dimension"] == size
+    want = registry.get(IMAGE_ID).embed(images[:, None], representation=representation)
+    assert want.shape == (3, size)
+    np.testing.assert_allclose(np.array(body["embeddings"]), want, atol=1e-5)
+    files = [("files", (f"{i}.png", encode(im, "PNG"), "image/png")) for i, im in enumerate(images)]
+    response = client.post(
+        "/embed", data={"model": IMAGE_ID, "representation": representation}, files=files
+    )
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(np.array(response.json()["embeddings"]), want, atol=1e-5)
+
+
+def test_an_unknown_representation_is_refused(client):
+    payload = {"model": VECTOR_ID, "inputs": [[1, 2, 3]], "representation": "logits"}
+    assert_error(client.post("/embed", json=payload), 422, "representation")
+    files = [("files", ("a.png", encode(digit_images(1)[0], "PNG"), "image/png"))]
+    response = client.post("/embed", data={"model": IMAGE_ID, "representation": "x"}, files=files)
+    assert_error(response, 422, "representation")
 
 
 def test_base64_images(client, registry):

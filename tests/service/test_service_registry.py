@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from service_storage import BROKEN_ID, EMBEDDING_DIM, IMAGE_ID, VECTOR_ID, digit_images
+from service_storage import BROKEN_ID, FEATURE_DIM, IMAGE_ID, VECTOR_ID, digit_images
 
 from pauc_ray.data.augment import AugmentConfig, EvalTransform
 from pauc_ray.export import load_exported_model
@@ -48,7 +48,7 @@ def test_embed_is_the_loaders_forward_after_eval_transform(storage_root):
     got = served.embed(images)
     exported = load_exported_model(storage_root / IMAGE_ID)
     want = exported.embed(EvalTransform(AugmentConfig())(torch.from_numpy(images))).numpy()
-    assert got.shape == (5, EMBEDDING_DIM) and got.dtype == np.float32
+    assert got.shape == (5, FEATURE_DIM) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
@@ -59,6 +59,6 @@ def test_describe_has_the_runs_metrics_but_no_paths(storage_root):
     entry = registry.get(VECTOR_ID).describe()
     assert entry["method"] == "pauc" and entry["dataset"] == "blobs" and entry["epoch"] == 3
     assert entry["input_kind"] == "vector" and entry["input_shape"] == [3]
-    assert entry["embedding_dim"] == EMBEDDING_DIM and entry["has_nemd_report"]
+    assert entry["embedding_dim"] == FEATURE_DIM and entry["has_nemd_report"]
     assert entry["metrics"]["knn_top1"] == 0.5 and entry["metrics"]["wall_seconds"] == 12.5
     assert str(storage_root) not in str(entry)

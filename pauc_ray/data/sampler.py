@@ -1,0 +1,51 @@
+"""The training order: a fresh, seeded global permutation of the rows every epoch.
+
+As PyTorch's ``DistributedSampler`` with ``set_epoch(epoch)`` and ``drop_last=True`` (what
+MoCo and PCL train with): epoch ``e`` draws one permutation of all ``N`` rows from the seed
+``(seed, e)``, every worker takes every ``W``-th position of it (rank ``r`` the positions
+``r, r + W, ...``), and each worker cuts its part into batches of ``B``, dropping the
+incomplete last one. So the batches, and with them the queue's negatives, differ from epoch to
+epoch, every epoch sees each row at most once, and all ranks take the same number of steps.
+Dropped per epoch: ``N - W * B * floor(floor(N / W) / B)`` rows (fewer than ``W * (B + 1)``),
+different ones every epoch.
+
+A pure function of its arguments: the same run resumed after a failure, or with another
+worker count, continues the same sequence of permutations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["epoch_batches", "epoch_permutation", "steps_per_epoch"]
+
+
+def epoch_permutation(num_rows: int, seed: int, epoch: int) -> np.ndarray:
+    """(num_rows,) int64: epoch ``epoch``'s permutation of ``0..num_rows-1``."""
+    if num_rows < 0 or epoch < 0:
+        raise ValueError(f"num_rows and epoch must be >= 0, got {num_rows}, {epoch}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch)]))
+    return rng.permutation(num_rows).astype(np.int64)
+
+
+def steps_per_epoch(num_rows: int, world_size: int, batch_size: int) -> int:
+    """Batches each rank takes per epoch: ``floor(floor(N / W) / B)``."""
+    if world_size < 1 or batch_size < 1:
+        raise ValueError(f"world_size and batch_size must be >= 1, got {world_size}, {batch_size}")
+    return (num_rows // world_size) // batch_size
+
+
+def epoch_batches(
+    num_rows: int, *, seed: int, epoch: int, rank: int, world_size: int, batch_size: int
+) -> np.ndarray:
+    """(steps, batch_size) int64 row positions rank ``rank`` trains on in epoch ``epoch``.
+
+    Example:
+        >>> epoch_batches(10, seed=0, epoch=0, rank=0, world_size=2, batch_size=2).shape
+        (2, 2)
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in 0..{world_size - 1}, got {rank}")
+    steps = steps_per_epoch(num_rows, world_size, batch_size)
+    mine = epoch_permutation(num_rows, seed, epoch)[rank::world_size]
+    return mine[: steps * batch_size].reshape(steps, batch_size)
