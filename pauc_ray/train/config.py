@@ -318,6 +318,8 @@ def build_parser(prog: str = "python -m pauc_ray.train") -> argparse.ArgumentPar
     top = parser.add_argument_group("run")
     nested = parser.add_argument_group("nested settings (section.field)")
     for path, _annotation, default in _flag_rows(TrainConfig):
+        if path == ("recipe",):  # recorded from --recipe, not set directly
+            continue
         flag = "--" + ".".join(p.replace("_", "-") for p in path)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         group = top if len(path) == 1 else nested
@@ -361,7 +363,7 @@ def config_from_args(args: argparse.Namespace, recipe: bool = True) -> TrainConf
     data: dict[str, Any] = load_config_file(args.config) if args.config else {}
     overrides: dict[str, Any] = {}
     for key, value in vars(args).items():
-        if "/" not in key and key not in {f.name for f in fields(TrainConfig)}:
+        if key == "recipe" or ("/" not in key and key not in {f.name for f in fields(TrainConfig)}):
             continue
         node = overrides
         parts = key.split("/")

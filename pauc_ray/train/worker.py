@@ -11,7 +11,7 @@ from ``ray.train.get_checkpoint()`` if there is one, and per epoch
    the train split held in Ray's object store (``train_rows``: each epoch a fresh seeded
    global permutation, :mod:`pauc_ray.data.sampler`) or, for splits too large for memory,
    from this worker's Ray Data shard (Ray Data's order with a local shuffle buffer);
-3. reports metrics, each term's gradient norm on the epoch's first step, and (every
+3. reports metrics, each term's gradient norm on the epoch's middle step, and (every
    ``checkpoint_every`` epochs) a checkpoint from rank 0.
 At the end rank 0 evaluates (kNN and its baselines, NEMD) and exports the query encoder.
 """
@@ -202,7 +202,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 query_encoder=query_encoder,
                 gather_keys=all_gather if world > 1 else None,
                 gather_distributed=world > 1,
-                measure_gradients=steps == 0,
+                # mid-epoch: at the very first step of a run the queue is still empty
+                measure_gradients=steps == steps_per_epoch // 2,
             )
             scheduler.step()
             gradient_norms = gradient_norms or out.gradient_norms
@@ -234,7 +235,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             **{f"loss_{n}": v for n, v in zip(names, averaged)},
             "instance_accuracy": averaged[len(names)],
             "prototype_accuracy": None if warmup else averaged[len(names) + 1],
-            # |d (weighted term) / d q|, first step of the epoch, mean over workers
+            # |d (weighted term) / d q|, middle step of the epoch, mean over workers
             **{f"grad_norm_{n}": norms[n] for n in TERM_NAMES if n in gradient_norms},
             "samples_per_second": steps * per_worker_batch * world / max(train_seconds, 1e-9),
             "feature_pass_seconds": feature_seconds,
