@@ -12,8 +12,8 @@ the backbone's pooled features (projection head removed, as MoCo v2 and PCL eval
 - per K, a k-means clustering of the train embedding and its NEMD report (Eq. 3);
 - Wang & Isola's alignment (two augmented views of held-out samples, as in training) and
   uniformity (held-out embeddings) (:mod:`pauc_ray.evaluation.instance_metrics`);
-- ``tsne.png`` (held-out embeddings by class), ``nemd_k{K}.png`` per clustering and, for 2-D
-  embeddings, ``unit_circle.png`` (train embeddings by class).
+- ``tsne.png`` (held-out embeddings by class), ``nemd_k{K}.png`` per clustering and, for a
+  2-D projection, ``unit_circle.png`` (train projections by class).
 
 Every subsample is drawn with ``EvalConfig.seed`` and reported. ``python -m pauc_ray.evaluate``
 is the command line.
@@ -271,6 +271,13 @@ def evaluate_model(
     if config.plots:
         tick = time.perf_counter()
         embedded = {"train": (train_emb, train.labels), "test": (test_emb, test.labels)}
+        if model.spec.embedding_dim == 2:  # Fig. 2 plots the 2-D projection on the circle
+            circle = train_emb if config.representation == "projection" else None
+            if circle is None:
+                circle = embed_arrays(
+                    model.encoder, train.inputs, transform, device, config.batch_size
+                )
+            embedded["circle"] = (circle, train.labels)
         figures = _draw(model, out_dir, config, embedded, reports, info.class_names)
         seconds["plots"] = time.perf_counter() - tick
 
@@ -394,10 +401,11 @@ def _draw(model, out_dir: Path, config: EvalConfig, embedded, reports, class_nam
             f"nearest {report.nemd_nn:.3f})",
         )
         figures[f"nemd_k{k}"] = file
-    if train_emb.shape[1] == 2:
+    if "circle" in embedded:
+        circle_emb, circle_labels = embedded["circle"]
         plot_unit_circle(
-            train_emb,
-            train_labels,
+            circle_emb,
+            circle_labels,
             out_dir / "unit_circle.png",
             name=name,
             nemd=reports[0][1].nemd,

@@ -147,7 +147,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             if feature_inputs is None:
                 feature_inputs = load_share(dataset_dir, rank, world)
             t0 = time.perf_counter()
-            features = embed_arrays(model.encoder_k, feature_inputs[1], eval_transform, device)
+            features = embed_arrays(
+                model.encoder_k,
+                feature_inputs[1],
+                eval_transform,
+                device,
+                representation="projection",
+            )
             feature_seconds = time.perf_counter() - t0
             maybe_inject_fault("actor", epoch, rank, files, actor)
             t0 = time.perf_counter()

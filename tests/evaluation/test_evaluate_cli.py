@@ -81,10 +81,20 @@ def test_blob_export_writes_every_file_and_the_numbers_recompute(
     # kNN equals a recomputation from the loaded export
     model = load_exported_model(blob_export)
     train, test = load_split_arrays(blobs_dir, "train"), load_split_arrays(blobs_dir, "test")
-    a = embed_arrays(model.encoder, train.inputs, EvalTransform())
-    b = embed_arrays(model.encoder, test.inputs, EvalTransform())
+    a = embed_arrays(model.encoder, train.inputs, EvalTransform(), representation="backbone")
+    b = embed_arrays(model.encoder, test.inputs, EvalTransform(), representation="backbone")
     assert summary["knn20_top1"] == pytest.approx(
         knn_classify(a, train.labels, b, test.labels, k=20).top1
+    )
+    assert result["representation"] == "backbone" and result["embedding_dim"] == 32
+    # the baselines on the same split: raw inputs, and the encoder at the run's seed 0
+    raw = knn_classify(train.inputs, train.labels, test.inputs, test.labels, k=20).top1
+    assert summary["raw_knn20_top1"] == pytest.approx(raw)
+    initial = build_encoder(model.spec, seed=0)
+    a0 = embed_arrays(initial, train.inputs, EvalTransform(), representation="backbone")
+    b0 = embed_arrays(initial, test.inputs, EvalTransform(), representation="backbone")
+    assert summary["random_init_knn20_top1"] == pytest.approx(
+        knn_classify(a0, train.labels, b0, test.labels, k=20).top1
     )
     assert summary["linear_top1"] == result["linear_probe"]["top1"]
 

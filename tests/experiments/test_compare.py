@@ -40,8 +40,13 @@ def test_every_variant_shares_all_settings_but_the_loss(tmp_path):
 
     first = shared(configs["moco"])
     assert all(shared(c) == first for c in configs.values())
-    assert first[0]["seed"] == 3 and first[0]["epochs"] == 4 and first[0]["backbone"] == "mlp"
-    assert first[1]["warmup_epochs"] == config.warmup_epochs
+    # flags given win; what is not given comes from the dataset's shipped recipe
+    assert first[0]["seed"] == 3 and first[0]["epochs"] == 4
+    assert first[0]["recipe"] == "digits" and first[0]["backbone"] == "convnet"
+    assert first[0]["batch_size"] == 128 and first[1]["warmup_epochs"] == 10
+    no_recipe = compare.CompareConfig(dataset="digits", seeds=(3,), epochs=4, recipe="none")
+    plain = compare.train_config_for(no_recipe, "moco", 3)
+    assert plain.recipe is None and plain.backbone == "auto" and plain.batch_size == 256
     assert len({c["name"] for c in configs.values()}) == len(configs)
 
 

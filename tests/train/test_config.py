@@ -10,7 +10,14 @@ def parse(*argv):
 
 
 def test_defaults_and_overrides(tmp_path):
-    assert parse() == TrainConfig()
+    # no flags: the dataclass defaults, then the default dataset's shipped recipe (digits)
+    from pauc_ray.recipes import load_recipe
+    from pauc_ray.train.config import from_dict, resolve_config
+
+    _, recipe = load_recipe("digits")
+    assert parse() == resolve_config({}) == from_dict(TrainConfig, {**recipe, "recipe": "digits"})
+    assert parse("--recipe", "none") == TrainConfig()
+    assert parse().epochs == recipe["epochs"] and parse("--epochs", "7").epochs == 7
     cfg = parse(
         "--epochs",
         "3",
@@ -97,3 +104,35 @@ def test_concentration_mean_follows_the_temperature_unless_given():
     assert given.clustering.concentration_mean == 0.3
     # the saved config round-trips the unset value
     assert from_dict(TrainConfig, json.loads(cfg.to_json())).clustering == cfg.clustering
+
+
+def test_recipes_ship_and_load_by_name_path_or_not_at_all(tmp_path):
+    from pauc_ray.recipes import load_recipe, shipped_recipes
+
+    assert {"digits", "fashion-mnist"} <= set(shipped_recipes())
+    for name in shipped_recipes():  # every shipped recipe is a valid TrainConfig
+        assert parse("--recipe", name).recipe == name
+    assert parse("--dataset", "fashion-mnist").recipe == "fashion-mnist"  # auto: by dataset
+    assert parse("--dataset", "blobs").recipe is None  # none ships for blobs
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("epochs: 5\nloss:\n  alpha: 0.25\n")
+    cfg = parse("--recipe", str(mine), "--loss.beta", "0.5")
+    assert (cfg.epochs, cfg.loss.alpha, cfg.loss.beta, cfg.recipe) == (5, 0.25, 0.5, str(mine))
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("epochs: 6\n")
+    assert parse("--recipe", str(mine), "--config", str(config_file)).epochs == 6  # file wins
+    with pytest.raises(ValueError, match="--recipe nope: neither a shipped recipe"):
+        parse("--recipe", "nope")
+    assert load_recipe("digits", "none") == (None, {})
+
+
+def test_final_report_reads_trained_against_both_baselines():
+    from pauc_ray.train.__main__ import final_report
+
+    summary = {"knn_top1": 97.8, "raw_knn_top1": 96.9, "random_init_knn_top1": 93.6}
+    lines = final_report({**summary, "representation": "backbone", "backbone": "convnet"})
+    assert "97.80" in lines[1] and "96.94" not in lines[2] and "96.90" in lines[2]
+    assert lines[-1].strip() == "pretraining beat both baselines"
+    worse = final_report({**summary, "knn_top1": 95.0})
+    assert "did NOT beat" in worse[-1]
+    assert "not evaluated" in final_report({"knn_top1": None})[0]
