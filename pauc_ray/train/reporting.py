@@ -26,6 +26,8 @@ def brief(metrics: dict[str, Any]) -> str:
         "instance_accuracy",
         "samples_per_second",
         "knn_top1",
+        "raw_knn_top1",
+        "random_init_knn_top1",
         "nemd",
     )
     return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)

@@ -46,7 +46,7 @@ from pauc_ray.train.driver import per_worker_batch as _per_worker_batch
 from pauc_ray.train.evaluate_run import evaluate_encoder
 from pauc_ray.train.fault_injection import FAULT_ENV, maybe_inject_fault
 from pauc_ray.train.reporting import brief, report_with_checkpoint, reportable
-from pauc_ray.train.run_files import RunFiles
+from pauc_ray.train.run_files import RunFiles, write_json_atomic
 from pauc_ray.train.worker_comm import (
     all_gather,
     exchange_with_actor,
@@ -258,6 +258,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         history.append(metrics)
         if rank == 0:
             logger.info("epoch %d: %s", epoch + 1, brief(metrics))
+            write_json_atomic(files.history, history)  # live: readable while the run goes on
         if last or (epoch + 1) % config.checkpoint_every == 0:
             report_with_checkpoint(
                 rank, model, optimizer, epoch + 1, config, history, clustering, metrics
