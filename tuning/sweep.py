@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pauc_ray.data import DatasetError
-from pauc_ray.train.config import TrainConfig, from_dict, load_config_file, merge
+from pauc_ray.train.config import TrainConfig, from_dict, load_config_file, merge, resolve_config
 from pauc_ray.train.driver import init_ray
 from tuning.objective import OBJECTIVE_KEY, Objective, parse_objective
 from tuning.outputs import TrialRecord, build_rows, write_outputs
@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     base = parser.add_argument_group("every trial's training run")
     base.add_argument("--config", default=None, help="base TrainConfig YAML/JSON")
     base.add_argument(
+        "--recipe",
+        default="auto",
+        help="recipe under --config (auto: the dataset's shipped one, none, NAME or PATH)",
+    )
+    base.add_argument(
         "--set",
         action="append",
         default=[],
@@ -179,14 +184,15 @@ def _absolute_dataset(dataset: str) -> str:
 
 
 def base_config(args: argparse.Namespace) -> TrainConfig:
-    """``--config`` file, ``--set`` overrides, then the named flags; paths made absolute
-    (trials run in other processes, possibly in other working directories)."""
+    """The dataset's recipe, the ``--config`` file, ``--set`` overrides, then the named flags
+    (10 epochs per trial unless one of them sets it); paths made absolute (trials run in other
+    processes, possibly in other working directories)."""
     data: dict[str, Any] = load_config_file(args.config) if args.config else {}
     data = merge(data, _parse_set(args.set))
     flags = {"dataset": args.dataset, "data_dir": args.data_dir, "epochs": args.epochs}
     data = merge(data, {k: v for k, v in flags.items() if v is not None})
     data.setdefault("epochs", 10)
-    config = from_dict(TrainConfig, data)
+    config = resolve_config(data, getattr(args, "recipe", "auto"))
     return dataclasses.replace(
         config,
         dataset=_absolute_dataset(config.dataset),
