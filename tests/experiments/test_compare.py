@@ -50,6 +50,34 @@ def test_every_variant_shares_all_settings_but_the_loss(tmp_path):
     assert len({c["name"] for c in configs.values()}) == len(configs)
 
 
+def test_the_table_gets_one_row_per_baseline_one_value_per_seed():
+    def row(variant, seed, knn, raw, initial):
+        return {
+            "variant": variant,
+            "seed": seed,
+            "error": None,
+            "knn20_top1": knn,
+            "raw_knn20_top1": raw,
+            "random_init_knn20_top1": initial,
+        }
+
+    rows = [
+        row("moco", 0, 87.0, 84.5, 83.0),
+        row("pcl", 0, 87.5, 84.5, 83.0),  # the same seed: the same baselines, counted once
+        row("moco", 1, 86.0, 84.5, 82.0),
+    ]
+    summary = {s["variant"]: s for s in compare.summarize(rows)}
+    assert summary["moco"]["knn20_top1_mean"] == 86.5 and summary["moco"]["seeds"] == 2
+    assert summary["raw input"]["seeds"] == 2 and summary["raw input"]["knn20_top1_mean"] == 84.5
+    assert summary["random init"]["knn20_top1_mean"] == 82.5
+    assert summary["random init"]["linear_top1_mean"] is None  # kNN columns only
+    table = compare.format_table(
+        list(summary.values()), compare.CompareConfig(dataset="digits", seeds=(0, 1))
+    )
+    assert "| raw input | 2 | 84.50 ± 0.00 |" in table
+    assert "| random init | 2 | 82.50 ± 0.71 |" in table
+
+
 def test_a_run_with_a_checkpoint_but_no_summary_is_resumed(tmp_path, monkeypatch):
     from pauc_ray.train import driver
 
@@ -132,6 +160,7 @@ def test_tiny_comparison_trains_evaluates_and_continues(ray_cluster, tmp_path, c
     assert configs[0] == configs[1]  # only the loss differs
     table = (out / "table.md").read_text()
     assert "| moco | 1 |" in table and "| pauc | 1 |" in table
+    assert "| raw input | 1 |" in table and "| random init | 1 |" in table
     assert (out / "figure.png").stat().st_size > 10_000
     summary = {s["variant"]: s for s in results["summary"]}
     assert summary["pauc"]["linear_top1_mean"] == rows["pauc"]["linear_top1"]
