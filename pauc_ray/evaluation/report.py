@@ -379,7 +379,7 @@ def _draw(model, out_dir: Path, config: EvalConfig, embedded, reports, class_nam
     from pauc_ray.evaluation.plots import plot_nemd_matrix, plot_tsne, plot_unit_circle
 
     name = f"{model.meta.get('method', 'model')}"
-    (train_emb, train_labels), (test_emb, test_labels) = embedded["train"], embedded["test"]
+    test_emb, test_labels = embedded["test"]
     figures = {}
     if len(test_emb) >= 5:
         plot_tsne(
