@@ -76,6 +76,8 @@ class CompareConfig:
             (or the base config's).
         warmup_epochs: InfoNCE-only epochs before the prototype terms (``loss.warmup_epochs``);
             None keeps the recipe's (or the base config's).
+        eval_every: kNN/NEMD evaluation every N epochs during each run (its history gives the
+            curve); None keeps the recipe's (or the base config's).
         recipe: the recipe every run starts from (``auto``: the dataset's shipped one).
         output_size: ``augment.output_size`` (None: the images' own size).
         base_config: YAML/JSON of further ``TrainConfig`` settings shared by every run.
@@ -94,6 +96,7 @@ class CompareConfig:
     workers: str = "2"
     warmup_epochs: int | None = None
     output_size: int | None = None
+    eval_every: int | None = None
     recipe: str = "auto"
     base_config: str | None = None
     ablation: bool = False
@@ -142,6 +145,8 @@ def train_config_for(config: CompareConfig, variant: str, seed: int):
     }
     if config.warmup_epochs is not None:
         shared["loss"]["warmup_epochs"] = config.warmup_epochs
+    if config.eval_every is not None:
+        shared["eval_every"] = config.eval_every
     if config.output_size is not None:
         shared["augment"] = {"output_size": config.output_size}
     return resolve_config(merge(base, shared), config.recipe)
@@ -377,6 +382,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="InfoNCE-only epochs first; None: the recipe's",
     )
     p.add_argument("--output-size", type=int, default=d.output_size, help="augment.output_size")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=d.eval_every,
+        help="kNN/NEMD every N epochs of each run (its curve); None: the recipe's",
+    )
     p.add_argument("--config", default=None, help="YAML/JSON of further TrainConfig settings")
     p.add_argument("--ablation", action="store_true", help="add " + ", ".join(ABLATION))
     p.add_argument("--out", default=None, help="output folder; None: runs/compare-DATASET")
@@ -405,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             warmup_epochs=args.warmup_epochs,
             output_size=args.output_size,
+            eval_every=args.eval_every,
             recipe=args.recipe,
             base_config=args.config,
             ablation=args.ablation,
