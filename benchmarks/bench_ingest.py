@@ -18,9 +18,9 @@ from pathlib import Path
 
 import ray
 
+from pauc_ray.data import resolve_dataset
 from pauc_ray.data.ray_dataset import read_split
-from pauc_ray.train.config import TrainConfig
-from pauc_ray.train.driver import init_ray, resolve_dataset
+from pauc_ray.train.driver import init_ray
 
 
 def main() -> int:
@@ -30,7 +30,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "pauc-data"))
     args = parser.parse_args()
-    directory = resolve_dataset(TrainConfig(dataset=args.dataset, data_dir=args.data_dir))
+    directory = resolve_dataset(args.dataset, args.data_dir)
     init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = False
     results = {"dataset": args.dataset, "batch_size": args.batch_size, "epochs": []}

@@ -23,20 +23,20 @@ from pathlib import Path
 
 import torch
 
-from pauc_ray.data import load_split_arrays
+from pauc_ray.data import load_split_arrays, resolve_dataset
 from pauc_ray.data.augment import TwoViewAugment
 from pauc_ray.model.backbones import build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.schedule import step_learning_rate
 from pauc_ray.step import train_step
 from pauc_ray.train.config import TrainConfig
-from pauc_ray.train.driver import encoder_spec_for, init_ray, resolve_dataset, run_training
+from pauc_ray.train.driver import encoder_spec_for, init_ray, run_training
 
 
 def in_process(config: TrainConfig, threads: int) -> dict:
     """The same loop without Ray (MoCo method: no clustering, to time the step loop alone)."""
     torch.set_num_threads(threads)
-    directory = resolve_dataset(config)
+    directory = resolve_dataset(config.dataset, config.data_dir, config.seed)
     from pauc_ray.data import read_dataset_info
 
     info = read_dataset_info(directory)
@@ -93,7 +93,9 @@ def with_ray(config: TrainConfig) -> dict:
     history = json.loads((Path(summary["run_dir"]) / "history.json").read_text())[1:]
     from pauc_ray.data import read_dataset_info
 
-    num_train = read_dataset_info(resolve_dataset(config)).counts["train"]
+    num_train = read_dataset_info(
+        resolve_dataset(config.dataset, config.data_dir, config.seed)
+    ).counts["train"]
     samples_per_epoch = (num_train // config.batch_size) * config.batch_size
     steps_samples = [h["samples_per_second"] for h in history]
     epoch_rates = [samples_per_epoch / h["epoch_seconds"] for h in history]

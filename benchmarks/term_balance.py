@@ -21,15 +21,16 @@ import torch
 
 from cluster.kmeans import cluster_features
 from pauc_ray.checkpoint import find_latest_checkpoint, read_checkpoint
-from pauc_ray.data import load_split_arrays, read_dataset_info
+from pauc_ray.config_io import from_dict
+from pauc_ray.data import load_split_arrays, read_dataset_info, resolve_dataset
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES, pauc_loss, term_gradient_norms
 from pauc_ray.model.backbones import build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.prototypes import EpochPrototypes
-from pauc_ray.train.config import TrainConfig, from_dict
-from pauc_ray.train.driver import encoder_spec_for, resolve_dataset
+from pauc_ray.train.config import TrainConfig
+from pauc_ray.train.driver import encoder_spec_for
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(2)
     config = from_dict(TrainConfig, json.loads((args.run / "config.json").read_text()))
     state = read_checkpoint(find_latest_checkpoint(args.run))
-    dataset_dir = resolve_dataset(config)
+    dataset_dir = resolve_dataset(config.dataset, config.data_dir, config.seed)
     spec = encoder_spec_for(config, read_dataset_info(dataset_dir))
     model = MoCo(build_encoder(spec), state["model"]["queue"].shape[0], config.moco_momentum)
     model.load_state_dict(state["model"])

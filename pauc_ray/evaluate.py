@@ -47,14 +47,13 @@ def load_model(path: str | Path, device: str = "cpu") -> ExportedModel:
 def resolve_eval_dataset(model: ExportedModel, name: str | None, data_dir: str) -> tuple[str, Path]:
     """``(name, prepared folder)``; preparing uses the run's seed, so a dataset split here
     (digits, blobs) gets the same held-out rows the run was trained without."""
-    from pauc_ray.train.config import TrainConfig
-    from pauc_ray.train.driver import resolve_dataset
+    from pauc_ray.data import resolve_dataset
 
     name = name or model.meta.get("dataset")
     if not name:
         raise DatasetError(f"{model.path}: model.json names no dataset; pass --dataset")
     seed = int(model.meta.get("config", {}).get("seed", 0))
-    return name, resolve_dataset(TrainConfig(dataset=name, data_dir=data_dir, seed=seed))
+    return name, resolve_dataset(name, data_dir, seed)
 
 
 def _ints(values: Sequence[str], flag: str) -> tuple[int, ...]:

@@ -2,8 +2,8 @@
 
 The same steps as the run's own evaluation (``pauc_ray/train/evaluate_run.py``): L2-normalised
 embeddings of the inputs through the model's ``EvalTransform``; faiss k-means
-(:func:`cluster.kmeans.cluster_features`, one restart, seeded); the NEMD report (Eq. 3,
-:func:`pauc_ray.nemd.nemd_report`) of each clustering. Each report has the CLI's fields plus
+one restart, seeded) and the NEMD report (Eq. 3) of each clustering, both by
+:func:`pauc_ray.evaluation.prototype_nemd.nemd_per_clustering`. Each report has the CLI's fields plus
 ``num_clusters``, like the ``nemd_report.json`` that training writes.
 """
 
@@ -17,10 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from cluster.config import KMeansConfig
-from cluster.kmeans import cluster_features
 from pauc_ray.config import NEMDConfig
-from pauc_ray.nemd.report import nemd_report
+from pauc_ray.evaluation.prototype_nemd import nemd_per_clustering
 from service.plot import nemd_figure
 from service.registry import ServedModel
 
@@ -82,29 +80,26 @@ def run_nemd(
         [forward(inputs[i : i + EMBED_CHUNK]) for i in range(0, n, EMBED_CHUNK)]
     )
     embedded = time.perf_counter()
-    kmeans = KMeansConfig(num_clusters=settings.num_clusters, niter=20, nredo=1, seed=settings.seed)
-    clusterings = cluster_features(embeddings, np.arange(n), kmeans).clusterings
-    clustered = time.perf_counter()
+    found = nemd_per_clustering(
+        embeddings,
+        settings.num_clusters,
+        settings.nemd_config(),
+        seed=settings.seed,
+        return_matrix=True,
+    )
     reports, figure_rows = [], []
-    for clustering in clusterings:
-        k = clustering.num_clusters
-        try:
-            report = nemd_report(
-                embeddings, clustering.assignments, settings.nemd_config(), return_matrix=True
-            )
-        except ValueError as exc:
-            raise ValueError(f"num_clusters K={k}: {exc}") from exc
-        entry = {"num_clusters": k, **report.to_dict()}
+    for clustering in found.clusterings:
+        entry = clustering.to_dict()
         if not settings.matrix:
             entry["matrix"] = None
         reports.append(entry)
-        figure_rows.append((k, np.asarray(clustering.assignments), report))
+        figure_rows.append((clustering.num_clusters, clustering.assignments, clustering.report))
     png = nemd_figure(embeddings, figure_rows)
     result = {
         "num_points": n,
         "embedding_dim": int(embeddings.shape[1]),
         "embed_seconds": round(embedded - start, 3),
-        "cluster_seconds": round(clustered - embedded, 3),
+        "cluster_seconds": round(found.seconds["cluster"], 3),
         "reports": reports,
     }
     return result, png

@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from pauc_ray.train.config import TrainConfig, from_dict
+from pauc_ray.config_io import from_dict
+from pauc_ray.train.config import TrainConfig
 from tuning.objective import OBJECTIVE_KEY, Objective
 from tuning.search_space import SearchSpace
 from tuning.trial import tuned_config

@@ -25,8 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pauc_ray.config_io import from_dict, load_config_file, merge
 from pauc_ray.data import DatasetError
-from pauc_ray.train.config import TrainConfig, from_dict, load_config_file, merge, resolve_config
+from pauc_ray.train.config import TrainConfig, resolve_config
 from pauc_ray.train.driver import init_ray
 from tuning.objective import OBJECTIVE_KEY, Objective, parse_objective
 from tuning.outputs import TrialRecord, build_rows, write_outputs
@@ -220,10 +221,9 @@ def check_sweep(config: TrainConfig, space: SearchSpace) -> None:
 
 def _check_dataset(config: TrainConfig, objective: Objective) -> None:
     """Prepares the dataset once, here, before trials would race to; checks it can score."""
-    from pauc_ray.data import read_dataset_info
-    from pauc_ray.train.driver import resolve_dataset
+    from pauc_ray.data import read_dataset_info, resolve_dataset
 
-    directory = resolve_dataset(config)
+    directory = resolve_dataset(config.dataset, config.data_dir, config.seed)
     info = read_dataset_info(directory)
     if any(n.startswith("knn") for n in objective.metric_names) and not info.counts.get("test"):
         raise SweepError(

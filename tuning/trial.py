@@ -23,7 +23,8 @@ from typing import Any
 
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from pauc_ray.train.config import TrainConfig, from_dict, merge
+from pauc_ray.config_io import from_dict, merge
+from pauc_ray.train.config import TrainConfig
 from pauc_ray.train.run_files import RunFiles
 from tuning.objective import OBJECTIVE_KEY, Objective
 from tuning.plan import TrialPlan

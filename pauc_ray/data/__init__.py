@@ -27,7 +27,7 @@ from pauc_ray.data.parquet_io import (
     read_dataset_info,
 )
 from pauc_ray.data.sharding import feature_pass_batches, shard_bounds, shard_ids
-from pauc_ray.data.sources import PrepareConfig, prepare
+from pauc_ray.data.sources import BUILTIN_SOURCES, PrepareConfig, prepare, resolve_dataset
 from pauc_ray.data.validation import ValidationReport, validate_dataset
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pauc_ray.data.ray_dataset import RayReadConfig, read_split
 
 __all__ = [
+    "BUILTIN_SOURCES",
     "AugmentConfig",
     "BlobData",
     "DatasetError",
@@ -53,6 +54,7 @@ __all__ = [
     "prepare",
     "read_dataset_info",
     "read_split",
+    "resolve_dataset",
     "shard_bounds",
     "shard_ids",
     "validate_dataset",

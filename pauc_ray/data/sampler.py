@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["epoch_batches", "epoch_permutation", "steps_per_epoch"]
+__all__ = ["epoch_batches", "epoch_permutation", "per_worker_batch", "steps_per_epoch"]
 
 
 def epoch_permutation(num_rows: int, seed: int, epoch: int) -> np.ndarray:
@@ -49,3 +49,10 @@ def epoch_batches(
     steps = steps_per_epoch(num_rows, world_size, batch_size)
     mine = epoch_permutation(num_rows, seed, epoch)[rank::world_size]
     return mine[: steps * batch_size].reshape(steps, batch_size)
+
+
+def per_worker_batch(batch_size: int, world_size: int, bn_groups: int) -> int:
+    """Each worker's batch: the global batch split evenly, rounded down to a multiple of
+    ``bn_groups`` (ghost BatchNorm groups must be equal)."""
+    groups = max(bn_groups, 1)
+    return (batch_size // world_size) // groups * groups

@@ -43,7 +43,15 @@ from pauc_ray.data.parquet_io import (
     write_dataset_info,
 )
 
-__all__ = ["FASHION_MNIST_DIR", "SOURCES", "PrepareConfig", "prepare", "stratified_split"]
+__all__ = [
+    "BUILTIN_SOURCES",
+    "FASHION_MNIST_DIR",
+    "SOURCES",
+    "PrepareConfig",
+    "prepare",
+    "resolve_dataset",
+    "stratified_split",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +60,8 @@ FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
-SOURCES = ("digits", "fashion-mnist", "mnist", "blobs", "imagefolder:PATH")
+BUILTIN_SOURCES = ("digits", "fashion-mnist", "mnist", "blobs")  # built in: need no path
+SOURCES = (*BUILTIN_SOURCES, "imagefolder:PATH")
 _CHUNK = 512  # rows encoded per writer call
 
 
@@ -273,6 +282,7 @@ def _converter(source: str) -> Callable[[Path, PrepareConfig], DatasetInfo]:
         "mnist": _idx_images("mnist", None, [str(d) for d in range(10)]),
         "blobs": _blobs,
     }
+    assert set(converters) == set(BUILTIN_SOURCES)
     if source not in converters:
         raise DatasetError(f"unknown source '{source}'; expected one of {', '.join(SOURCES)}")
     return converters[source]
@@ -342,3 +352,31 @@ def prepare(source: str, out: str | Path, config: PrepareConfig = PrepareConfig(
         "prepared %s in %s: %s (%.1f s)", source, out, info.counts, time.perf_counter() - started
     )
     return info
+
+
+def resolve_dataset(dataset: str, data_dir: str | Path, seed: int = 0) -> Path:
+    """The prepared dataset folder for ``--dataset``, preparing it on first use.
+
+    ``dataset`` is a built-in source (prepared into ``data_dir/NAME``), ``imagefolder:PATH``
+    (prepared into ``data_dir/<folder name>``) or ``parquet:PATH`` (a folder written by
+    ``python -m pauc_ray.data prepare``, used as it is). ``seed`` shapes the split of a
+    dataset prepared here.
+    """
+    if dataset.startswith("parquet:"):
+        directory = Path(dataset.partition(":")[2]).expanduser()
+        if not (directory / INFO_FILE).is_file():
+            raise DatasetError(f"--dataset {dataset}: {directory} holds no {INFO_FILE}")
+        return directory
+    if dataset.startswith("imagefolder:"):
+        directory = Path(data_dir) / Path(dataset.partition(":")[2]).name
+    elif dataset in BUILTIN_SOURCES:
+        directory = Path(data_dir) / dataset
+    else:
+        raise DatasetError(
+            f"--dataset {dataset!r}: expected one of {BUILTIN_SOURCES}, imagefolder:PATH or "
+            "parquet:PATH"
+        )
+    if not (directory / INFO_FILE).is_file():
+        logger.info("preparing %s into %s", dataset, directory)
+        prepare(dataset, directory, PrepareConfig(seed=seed, progress=False))
+    return directory

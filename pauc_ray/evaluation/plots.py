@@ -2,15 +2,16 @@
 
 - :func:`plot_tsne`: a 2-D t-SNE map (scikit-learn) of a seeded subsample, coloured by class;
 - :func:`plot_nemd_matrix`: the NEMD (Eq. 3) matrix of one clustering as a heat map;
-- :func:`plot_unit_circle`: 2-D embeddings on the unit circle, the paper's Fig. 2 panel (drawn by
-  :func:`pauc_ray.experiments.blob_figure.draw_blob_figure`, so both look the same).
+- :func:`plot_unit_circle`: 2-D embeddings on the unit circle, one panel of the paper's Fig. 2;
+- :func:`plot_circle_grid`: a grid of such panels (Fig. 2's layout: methods as rows, class
+  counts as columns), which the blob experiment draws.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import matplotlib
 
@@ -110,6 +111,55 @@ def plot_nemd_matrix(matrix: np.ndarray, path: str | Path, *, title: str = "") -
     return Path(path)
 
 
+@dataclass(frozen=True)
+class CirclePanel:
+    """One unit-circle panel: (N, 2) points on the circle, their classes and the title."""
+
+    embedding: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+    title: str
+
+
+def _draw_circle(ax, panel: CirclePanel | None) -> None:
+    theta = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(np.cos(theta), np.sin(theta), color="0.85", lw=0.8, zorder=0)
+    if panel is not None:
+        e = panel.embedding
+        ax.scatter(
+            e[:, 0],
+            e[:, 1],
+            c=panel.labels,
+            cmap="hsv",
+            s=1.5,
+            alpha=0.5,
+            linewidths=0,
+            vmin=0,
+            vmax=panel.num_classes,
+        )
+        ax.set_title(panel.title, fontsize=9)
+    ax.set_xlim(-1.15, 1.15)
+    ax.set_ylim(-1.15, 1.15)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_circle_grid(
+    panels: dict[tuple[int, int], CirclePanel], rows: int, cols: int, path: str | Path
+) -> Path:
+    """Saves a ``rows`` x ``cols`` grid of unit-circle panels; ``panels[(row, col)]`` (a
+    missing one leaves the circle empty)."""
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.7 * rows), squeeze=False)
+    for i in range(rows):
+        for j in range(cols):
+            _draw_circle(axes[i, j], panels.get((i, j)))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_unit_circle(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -122,8 +172,6 @@ def plot_unit_circle(
 ) -> Path:
     """Saves 2-D embeddings (N, 2) on the unit circle coloured by class, titled with ``name``
     and ``nemd`` (the layout of one panel of the paper's Fig. 2)."""
-    from pauc_ray.experiments.blob_figure import draw_blob_figure
-
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[1] != 2:
         raise ValueError(f"the unit-circle plot needs (N, 2) embeddings, got {embeddings.shape}")
@@ -131,7 +179,5 @@ def plot_unit_circle(
     e = embeddings[keep] / np.linalg.norm(embeddings[keep], axis=1, keepdims=True)
     y = np.asarray(labels)[keep]
     classes = int(y.max()) + 1 if len(y) and y.max() >= 0 else 1
-    panel = SimpleNamespace(embedding=e, labels=y, row={"nemd": nemd})
-    layout = SimpleNamespace(methods=(name,), classes=(classes,))
-    draw_blob_figure({(classes, name, 0): panel}, layout, Path(path), seed=0)
-    return Path(path)
+    title = f"{name.upper()}, {classes} cls\nNEMD {nemd:.3f}"
+    return plot_circle_grid({(0, 0): CirclePanel(e, y, classes, title)}, 1, 1, path)

@@ -111,7 +111,7 @@ def _subsample(arrays: SplitArrays, max_samples: int | None, seed: int) -> Split
 
 def _augment_config(model: ExportedModel) -> AugmentConfig:
     """The training run's augmentation settings (normalisation, output size) from the export."""
-    from pauc_ray.train.config import from_dict
+    from pauc_ray.config_io import from_dict
 
     saved = model.meta.get("preprocessing", {}).get("augment")
     if saved is None:
@@ -333,23 +333,18 @@ def evaluate_model(
 def _nemd_reports(train_emb: np.ndarray, ks: tuple[int, ...], saved: dict, config: EvalConfig):
     """k-means of the train embedding for every K (one faiss call), then each NEMD report
     (with the run's NEMD settings, seeded with ``config.seed``)."""
-    from cluster.config import KMeansConfig
-    from cluster.kmeans import cluster_features
     from pauc_ray.config import NEMDConfig
-    from pauc_ray.nemd import nemd_report
-    from pauc_ray.train.config import from_dict
+    from pauc_ray.config_io import from_dict
+    from pauc_ray.evaluation.prototype_nemd import nemd_per_clustering
 
     nemd_config = NEMDConfig()
     if "nemd" in saved:
         nemd_config = from_dict(NEMDConfig, saved["nemd"], "model.json config.nemd")
     nemd_config = dataclasses.replace(nemd_config, seed=config.seed)
-    kmeans = KMeansConfig(num_clusters=ks, niter=config.kmeans_niter, nredo=1, seed=config.seed)
-    clusterings = cluster_features(train_emb, np.arange(len(train_emb)), kmeans).clusterings
-    reports = [
-        (k, nemd_report(train_emb, np.asarray(c.assignments), nemd_config, return_matrix=True))
-        for k, c in zip(ks, clusterings)
-    ]
-    return reports, nemd_config
+    found = nemd_per_clustering(
+        train_emb, ks, nemd_config, seed=config.seed, niter=config.kmeans_niter, return_matrix=True
+    )
+    return [(c.num_clusters, c.report) for c in found.clusterings], nemd_config
 
 
 def _instance_metrics(model, test: SplitArrays, test_emb, augment, config, device) -> dict:

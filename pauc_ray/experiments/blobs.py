@@ -30,8 +30,8 @@ from pauc_ray.config import KMeansConfig, LossConfig, NEMDConfig
 from pauc_ray.data.blobs import BlobData, make_blob_data
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
+from pauc_ray.evaluation.prototype_nemd import nemd_per_clustering
 from pauc_ray.model import MLPEncoder, MoCo
-from pauc_ray.nemd import nemd_report
 from pauc_ray.prototypes import EpochPrototypes
 from pauc_ray.schedule import step_learning_rate
 from pauc_ray.step import train_step
@@ -169,11 +169,8 @@ def run_one(
     data = make_blob_data(classes, config.samples_per_class, seed=seed)
     model = train_blobs(data, method, seed, config, progress=progress)
     embedding = embed_arrays(model.encoder_q, data.x)
-    final = cluster_features(
-        embedding, data.ids, _kmeans_config(classes, (1,), seed, config.loss.temperature)
-    )
-    assignment = np.array(final.clusterings[0].assignments)
-    report = nemd_report(embedding, assignment, config.nemd)
+    final = nemd_per_clustering(embedding, (classes,), config.nemd, seed=seed, use_gpu=False)
+    assignment, report = final.first.assignments, final.first.report
     # kNN: even-indexed samples are the labelled memory, odd-indexed ones the held-out half.
     knn = knn_classify(
         embedding[0::2], data.labels[0::2], embedding[1::2], data.labels[1::2], k=config.knn_k
@@ -271,12 +268,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "summary.json").write_text(
         json.dumps({"config": dataclasses.asdict(config), "summary": summary}, indent=2)
     )
-    from pauc_ray.experiments.blob_figure import draw_blob_figure
-
-    draw_blob_figure(results, config, out / "figure.png")
+    draw_figure(results, config, out / "figure.png")
     print(format_table(summary))
     print(f"\nwrote {out / 'results.json'}, {out / 'figure.png'}")
     return 0
+
+
+def draw_figure(results: dict, config: BlobExperimentConfig, path: Path, seed: int = 0) -> Path:
+    """Fig. 2: ``results[(classes, method, seed)]`` on the unit circle, methods as rows and
+    class counts as columns, coloured by true class with NEMD in each title."""
+    from pauc_ray.evaluation.plots import CirclePanel, plot_circle_grid
+
+    panels = {}
+    for i, method in enumerate(config.methods):
+        for j, classes in enumerate(config.classes):
+            result = results.get((classes, method, seed))
+            if result is not None:
+                title = f"{method.upper()}, {classes} cls\nNEMD {result.row['nemd']:.3f}"
+                panels[(i, j)] = CirclePanel(result.embedding, result.labels, classes, title)
+    return plot_circle_grid(panels, len(config.methods), len(config.classes), path)
 
 
 if __name__ == "__main__":

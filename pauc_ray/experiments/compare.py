@@ -127,7 +127,8 @@ def run_name(variant: str, seed: int) -> str:
 def train_config_for(config: CompareConfig, variant: str, seed: int):
     """The run's ``TrainConfig``: the recipe, the base file, then the shared settings, then the
     variant's loss."""
-    from pauc_ray.train.config import load_config_file, merge, resolve_config
+    from pauc_ray.config_io import load_config_file, merge
+    from pauc_ray.train.config import resolve_config
 
     method, zeroed = VARIANTS[variant]
     base = load_config_file(config.base_config) if config.base_config else {}
@@ -179,9 +180,9 @@ def _train(train_config) -> dict[str, Any]:
 
 
 def _evaluate(config: CompareConfig, train_config, summary, eval_dir: Path) -> dict[str, Any]:
+    from pauc_ray.data import resolve_dataset
     from pauc_ray.evaluation.report import evaluate_model
     from pauc_ray.export import load_exported_model
-    from pauc_ray.train.driver import resolve_dataset
 
     done = eval_dir / EVAL_FILE
     if done.is_file():  # reused only when it evaluated this export with these settings
@@ -194,7 +195,7 @@ def _evaluate(config: CompareConfig, train_config, summary, eval_dir: Path) -> d
         if same and result.get("model") == str(Path(summary["export"])):
             return result
     model = load_exported_model(summary["export"])
-    dataset_dir = resolve_dataset(train_config)
+    dataset_dir = resolve_dataset(train_config.dataset, train_config.data_dir, train_config.seed)
     return evaluate_model(model, dataset_dir, eval_dir, config.evaluation, config.dataset)
 
 
@@ -423,11 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=args.out or f"runs/compare-{args.dataset.replace(':', '_').replace('/', '_')}",
             evaluation=evaluation,
         )
-        from pauc_ray.train.driver import init_ray, resolve_dataset
+        from pauc_ray.data import resolve_dataset
+        from pauc_ray.train.driver import init_ray
 
         for variant in config.variants:  # every setting checked before anything runs
             train_config_for(config, variant, config.seeds[0])
-        resolve_dataset(train_config_for(config, config.variants[0], config.seeds[0]))
+        first = train_config_for(config, config.variants[0], config.seeds[0])
+        resolve_dataset(first.dataset, first.data_dir, first.seed)
         init_ray()
         rows = run_comparison(config)
     except (ValueError, DatasetError, ExportError) as exc:

@@ -11,8 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pauc_ray.config_io import from_dict, merge
 from pauc_ray.data import DatasetError
-from pauc_ray.train.config import TrainConfig, build_parser, config_from_args, from_dict, merge
+from pauc_ray.train.config import TrainConfig, build_parser, config_from_args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from cluster.config import KMeansConfig
 from pauc_ray.config import LossConfig, NEMDConfig
+from pauc_ray.config_io import from_dict, load_config_file, merge
 from pauc_ray.data.augment import AugmentConfig
 from pauc_ray.model.backbones import BACKBONES, HEADS, REPRESENTATIONS
 from pauc_ray.schedule import LR_SCHEDULES
@@ -179,94 +176,6 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-# -- dict / YAML -> TrainConfig ------------------------------------------------------------
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Converts YAML/JSON/CLI values to the field's type (lists to tuples, nested dicts)."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and (
-            value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
-        ):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
-    if is_dataclass(annotation):
-        if isinstance(value, annotation):
-            return value
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{where} must be a mapping, got {value!r}")
-        return from_dict(annotation, value, where)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.replace(",", " ").split() if v]
-        if not isinstance(value, Sequence):
-            raise ValueError(f"{where} must be a list, got {value!r}")
-        item = args[0] if args else Any
-        return tuple(_coerce(v, item, f"{where}[]") for v in value)
-    try:
-        if annotation is bool:
-            if isinstance(value, str):
-                lowered = value.lower()
-                if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                return lowered in ("true", "1", "yes")
-            return bool(value)
-        if annotation is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if annotation is float:
-            return float(value)
-        if annotation is str:
-            return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} must be {annotation.__name__}, got {value!r}") from None
-    return value
-
-
-def from_dict(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
-    """Builds dataclass ``cls`` from a (nested) mapping; unknown keys are errors."""
-    hints = _field_types(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown setting(s) {unknown}; known: {sorted(names)}")
-    values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**values)
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"--config {path}: no such file")
-    text = path.read_text()
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--config {path}: not valid YAML/JSON ({exc})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"--config {path}: expected a mapping of settings")
-    return dict(data)
-
-
-def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep merge (nested mappings merge, everything else replaces)."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 # -- CLI -------------------------------------------------------------------------------------
 # The flags the issue names; every other field is reachable as --section.field too.
 SHORT_FLAGS = {"num-clusters": ("kmeans", "num_clusters")}
@@ -274,7 +183,7 @@ SHORT_FLAGS = {"num-clusters": ("kmeans", "num_clusters")}
 
 def _flag_rows(cls: type, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any, Any]]:
     rows = []
-    hints = _field_types(cls)
+    hints = typing.get_type_hints(cls)
     default = cls()
     for f in fields(cls):
         annotation = hints[f.name]

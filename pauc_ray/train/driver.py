@@ -23,9 +23,9 @@ from cluster.actor import create_cluster_actor
 from pauc_ray.checkpoint import find_latest_checkpoint
 from pauc_ray.data import (
     DatasetError,
-    PrepareConfig,
-    prepare,
     read_dataset_info,
+    resolve_dataset,
+    sampler,
     validate_dataset,
 )
 from pauc_ray.model.backbones import EncoderSpec
@@ -35,33 +35,7 @@ from pauc_ray.train.run_files import RunFiles, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_SOURCES = ("digits", "fashion-mnist", "mnist", "blobs")
 FULL_DECODE_LIMIT = 200_000  # validate every image's pixels below this many rows
-
-
-def resolve_dataset(config: TrainConfig) -> Path:
-    """The prepared dataset folder for ``config.dataset``, preparing it on first use."""
-    name = config.dataset
-    if name.startswith("parquet:"):
-        directory = Path(name.partition(":")[2]).expanduser()
-        if not (directory / "dataset.json").is_file():
-            raise DatasetError(f"--dataset {name}: {directory} holds no dataset.json")
-        return directory
-    if name.startswith("imagefolder:"):
-        directory = Path(config.data_dir) / Path(name.partition(":")[2]).name
-    elif name in BUILTIN_SOURCES:
-        directory = Path(config.data_dir) / name
-    else:
-        raise DatasetError(
-            f"--dataset {name!r}: expected one of {BUILTIN_SOURCES}, imagefolder:PATH or "
-            "parquet:PATH"
-        )
-    if not (directory / "dataset.json").is_file():
-        logger.info("preparing %s into %s", name, directory)
-        prepare(name, directory, PrepareConfig(seed=config.seed, progress=False))
-    return directory
-
-
 CONVNET_MAX_SIDE = 64  # "auto" picks the small ConvNet up to here, ResNet-18 above
 
 
@@ -135,13 +109,6 @@ def default_run_name(config: TrainConfig) -> str:
     return f"{config.method}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def per_worker_batch(batch_size: int, world_size: int, bn_groups: int) -> int:
-    """Each worker's batch: the global batch split evenly, rounded down to a multiple of
-    ``bn_groups`` (ghost BatchNorm groups must be equal)."""
-    groups = max(bn_groups, 1)
-    return (batch_size // world_size) // groups * groups
-
-
 IN_MEMORY_LIMIT_BYTES = 2 << 30
 
 
@@ -201,7 +168,7 @@ def run_training(
         )
     files.root.mkdir(parents=True, exist_ok=True)
 
-    dataset_dir = resolve_dataset(config)
+    dataset_dir = resolve_dataset(config.dataset, config.data_dir, config.seed)
     info = read_dataset_info(dataset_dir)
     total_rows = sum(info.counts.values())
     validate_dataset(dataset_dir, decode=total_rows <= FULL_DECODE_LIMIT)
@@ -209,7 +176,7 @@ def run_training(
     if num_train == 0:
         raise DatasetError(f"{dataset_dir}: the train split is empty")
     lo, hi = config.worker_range
-    per_worker = per_worker_batch(config.batch_size, hi, config.bn_groups)
+    per_worker = sampler.per_worker_batch(config.batch_size, hi, config.bn_groups)
     if per_worker < 2:
         raise ValueError(f"batch_size {config.batch_size} is too small for {hi} workers")
     if num_train // hi < per_worker:

@@ -14,19 +14,18 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
 
-from cluster.kmeans import cluster_features
 from pauc_ray.data import DatasetError, load_split_arrays, read_dataset_info
 from pauc_ray.data.augment import EvalTransform
 from pauc_ray.evaluation.baselines import baseline_knn
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
+from pauc_ray.evaluation.prototype_nemd import nemd_per_clustering
 from pauc_ray.model.backbones import EncoderSpec
 
 logger = logging.getLogger(__name__)
@@ -44,7 +43,8 @@ def _split(dataset_dir: str, split: str, max_samples: int | None, seed: int):
 @functools.lru_cache(maxsize=4)
 def _baselines(dataset_dir: str, config_json: str, spec_json: str) -> tuple[tuple[str, float]]:
     """Raw-input and random-init kNN of a run (cached: they do not change during it)."""
-    from pauc_ray.train.config import TrainConfig, from_dict
+    from pauc_ray.config_io import from_dict
+    from pauc_ray.train.config import TrainConfig
 
     config = from_dict(TrainConfig, json.loads(config_json))
     spec = EncoderSpec.from_dict(json.loads(spec_json))
@@ -96,12 +96,14 @@ def evaluate_encoder(
         out.update(_baselines(dataset_dir, config.to_json(), json.dumps(spec.to_dict())))
     k = config.kmeans.num_clusters[0]
     if len(train_emb) >= 2 * k:
-        kmeans = replace(config.clustering, num_clusters=(k,), nredo=1, use_gpu=False)
-        ids = np.arange(len(train_emb))
-        assignment = np.array(cluster_features(train_emb, ids, kmeans).clusterings[0].assignments)
-        from pauc_ray.nemd import nemd_report
-
-        report = nemd_report(train_emb, assignment, config.nemd)
+        report = nemd_per_clustering(
+            train_emb,
+            (k,),
+            config.nemd,
+            seed=config.kmeans.seed,
+            niter=config.kmeans.niter,
+            use_gpu=False,
+        ).first.report
         out.update(nemd=report.nemd, nemd_nn=report.nemd_nn, nemd_num_prototypes=k)
         if write_nemd:
             from pauc_ray.train.run_files import write_json_atomic

@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from pauc_ray.checkpoint import read_checkpoint
+from pauc_ray.config_io import from_dict
 from pauc_ray.data import sampler
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
 from pauc_ray.data.ray_dataset import rows_from_object_store
@@ -41,8 +42,7 @@ from pauc_ray.model.moco import MoCo
 from pauc_ray.prototypes import EpochPrototypes
 from pauc_ray.schedule import build_lr_scheduler
 from pauc_ray.step import train_step
-from pauc_ray.train.config import TrainConfig, from_dict
-from pauc_ray.train.driver import per_worker_batch as _per_worker_batch
+from pauc_ray.train.config import TrainConfig
 from pauc_ray.train.evaluate_run import evaluate_encoder
 from pauc_ray.train.fault_injection import FAULT_ENV, maybe_inject_fault
 from pauc_ray.train.reporting import brief, report_with_checkpoint, reportable
@@ -113,7 +113,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             broadcast_buffers=False,  # BN statistics stay per worker; the queue never travels
         )
     group = group_token(world)
-    per_worker_batch = _per_worker_batch(config.batch_size, world, config.bn_groups)
+    per_worker_batch = sampler.per_worker_batch(config.batch_size, world, config.bn_groups)
     steps_per_epoch = sampler.steps_per_epoch(num_train, world, per_worker_batch)
     for param_group in optimizer.param_groups:  # the config's rate, also after a resume
         param_group["lr"] = param_group["initial_lr"] = config.lr

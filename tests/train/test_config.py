@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from pauc_ray.train.config import TrainConfig, build_parser, config_from_args, from_dict
+from pauc_ray.config_io import from_dict
+from pauc_ray.train.config import TrainConfig, build_parser, config_from_args
 
 
 def parse(*argv):
@@ -12,7 +13,7 @@ def parse(*argv):
 def test_defaults_and_overrides(tmp_path):
     # no flags: the dataclass defaults, then the default dataset's shipped recipe (digits)
     from pauc_ray.recipes import load_recipe
-    from pauc_ray.train.config import from_dict, resolve_config
+    from pauc_ray.train.config import resolve_config
 
     _, recipe = load_recipe("digits")
     assert parse() == resolve_config({}) == from_dict(TrainConfig, {**recipe, "recipe": "digits"})

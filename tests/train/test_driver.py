@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pauc_ray.train.driver import _existing_cluster_address, per_worker_batch
+from pauc_ray.data.sampler import per_worker_batch
+from pauc_ray.train.driver import _existing_cluster_address
 
 
 def test_ray_address_from_the_environment_wins(monkeypatch):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from ray import tune
 
-from pauc_ray.train.config import TrainConfig, from_dict, merge
+from pauc_ray.config_io import from_dict, merge
+from pauc_ray.train.config import TrainConfig
 from tuning.search_space import (
     DEFAULT_SPACE_FILE,
     TUNABLES,
