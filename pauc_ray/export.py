@@ -3,15 +3,18 @@
 ``RUN_DIR/export/`` holds ``model.pt`` (the encoder's ``state_dict`` only: tensors, read with
 ``weights_only=True``) and ``model.json`` (the encoder spec, the input preprocessing, the
 method, dataset and metrics of the run). :func:`load_exported_model` rebuilds the encoder and
-loads the weights strictly (every key must match), in the way DINO's hub entry points do. The
-service and the evaluation read models only through it.
+loads the weights strictly (every key must match), in the way DINO's hub entry points do, and
+parses the preprocessing (``model.json`` ``preprocessing.augment``) strictly into the
+:class:`~pauc_ray.data.augment.AugmentConfig` the run trained with. The service and the
+evaluation read models, and their preprocessing, only through it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pauc_ray.config_io import from_dict
+from pauc_ray.data.augment import AugmentConfig
 from pauc_ray.model.backbones import EncoderSpec, build_encoder, represent
+
+logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "model.json"
@@ -40,12 +47,15 @@ class ExportedModel:
         spec: how the encoder was built (backbone, input kind and shape, embedding size).
         meta: the rest of ``model.json`` (method, dataset, epoch, metrics, preprocessing).
         path: the export folder.
+        preprocessing: the run's augmentation settings (normalisation, output size), which
+            ``EvalTransform`` turns into the evaluation preprocessing.
     """
 
     encoder: nn.Module
     spec: EncoderSpec
     meta: dict[str, Any]
     path: Path
+    preprocessing: AugmentConfig = field(default_factory=AugmentConfig)
 
     def embedding_dim(self, representation: str = "backbone") -> int:
         """Size of the ``representation``'s vectors (backbone features or projection)."""
@@ -84,6 +94,21 @@ def export_model(
     return directory
 
 
+def parse_preprocessing(meta: dict[str, Any], where: str | Path = META_FILE) -> AugmentConfig:
+    """``meta["preprocessing"]["augment"]`` as an ``AugmentConfig``, strictly (unknown keys and
+    bad values are an :class:`ExportError` naming the file). An export without it (none written
+    by this project's trainer) gets the defaults, with a warning."""
+    preprocessing = meta.get("preprocessing")
+    raw = preprocessing.get("augment") if isinstance(preprocessing, dict) else None
+    if raw is None:
+        logger.warning("%s: no preprocessing.augment; using AugmentConfig()", where)
+        return AugmentConfig()
+    try:
+        return from_dict(AugmentConfig, raw, "preprocessing.augment")
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"{where}: unreadable preprocessing settings ({exc})") from None
+
+
 def load_exported_model(path: str | Path, device: str | torch.device = "cpu") -> ExportedModel:
     """Loads an export folder (or a run folder holding ``export/``) strictly."""
     path = Path(path)
@@ -97,6 +122,7 @@ def load_exported_model(path: str | Path, device: str | torch.device = "cpu") ->
         spec = EncoderSpec.from_dict(meta.pop("spec"))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ExportError(f"{meta_path}: malformed ({exc})") from None
+    preprocessing = parse_preprocessing(meta, meta_path)
     encoder = build_encoder(spec)
     state = torch.load(weights_path, map_location="cpu", weights_only=True)
     try:
@@ -104,4 +130,6 @@ def load_exported_model(path: str | Path, device: str | torch.device = "cpu") ->
     except RuntimeError as exc:
         raise ExportError(f"{weights_path}: weights do not match the spec ({exc})") from None
     encoder.to(device).eval()
-    return ExportedModel(encoder=encoder, spec=spec, meta=meta, path=path)
+    return ExportedModel(
+        encoder=encoder, spec=spec, meta=meta, path=path, preprocessing=preprocessing
+    )

@@ -17,7 +17,6 @@ Requests to a model carry raw inputs: images of the dataset's stored size (``dat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pauc_ray.data.augment import AugmentConfig, EvalTransform
+from pauc_ray.data.augment import EvalTransform
 from pauc_ray.export import META_FILE, WEIGHTS_FILE, ExportedModel, load_exported_model
 
 __all__ = ["ModelRegistry", "ServedModel", "discover_runs", "is_inside"]
@@ -96,16 +95,6 @@ def _numbers(data: Any) -> dict[str, Any]:
         for k, v in data.items()
         if v is None or (isinstance(v, (int, float, bool)) and not isinstance(v, str))
     }
-
-
-def _augment_config(meta: dict[str, Any]) -> AugmentConfig:
-    raw = (meta.get("preprocessing") or {}).get("augment")
-    if not isinstance(raw, dict):
-        logger.warning("no preprocessing.augment in model.json: using AugmentConfig()")
-        return AugmentConfig()
-    known = {f.name for f in dataclasses.fields(AugmentConfig)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-    return AugmentConfig(**values)
 
 
 def _raw_input_shape(exported: ExportedModel) -> tuple[int, ...]:
@@ -185,7 +174,7 @@ def load_served_model(model_id: str, run_dir: Path) -> ServedModel:
     return ServedModel(
         id=model_id,
         exported=exported,
-        transform=EvalTransform(_augment_config(exported.meta)),
+        transform=EvalTransform(exported.preprocessing),
         input_shape=_raw_input_shape(exported),
         run_dir=run_dir,
         summary=_numbers(summary),

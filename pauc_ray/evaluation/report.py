@@ -109,19 +109,6 @@ def _subsample(arrays: SplitArrays, max_samples: int | None, seed: int) -> Split
     return arrays.take(keep)
 
 
-def _augment_config(model: ExportedModel) -> AugmentConfig:
-    """The training run's augmentation settings (normalisation, output size) from the export."""
-    from pauc_ray.config_io import from_dict
-
-    saved = model.meta.get("preprocessing", {}).get("augment")
-    if saved is None:
-        return AugmentConfig()
-    try:
-        return from_dict(AugmentConfig, saved, "model.json preprocessing.augment")
-    except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{model.path}: unreadable preprocessing settings ({exc})") from None
-
-
 def _check_compatible(model: ExportedModel, info, augment: AugmentConfig, where: Path) -> None:
     spec = model.spec
     if info.kind != spec.input_kind:
@@ -200,7 +187,7 @@ def evaluate_model(
     seconds: dict[str, float] = {}
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    augment = _augment_config(model)
+    augment = model.preprocessing
     info = read_dataset_info(dataset_dir)
     _check_compatible(model, info, augment, dataset_dir)
     train, test = _labelled_splits(dataset_dir, config)
