@@ -1,17 +1,87 @@
-"""Every default of the method in one place: frozen dataclasses.
+"""The method's settings and their defaults, each in one place: frozen dataclasses.
 
-YAML files and CLI flags are views of these; a run saves the resolved values with its
-checkpoint. Values the paper leaves open are this project's choices (see DESIGN.md and the
-README) and are marked as such.
+:class:`LossConfig` (Eq. 1-7), :class:`NEMDConfig` (Eq. 3), the table of prototype terms and
+the method presets. k-means has its own (:class:`cluster.config.KMeansConfig`, re-exported
+here) because ``cluster/`` knows nothing of this package. The run's other settings (data,
+optimiser, schedule) are :class:`pauc_ray.train.config.TrainConfig`, which nests these with
+their defaults unchanged; a dataset's recipe (``pauc_ray/recipes``) then overrides what that
+dataset needs. YAML files and CLI flags are views of these; a run saves the resolved values
+with its checkpoint. Values the paper leaves open are this project's choices (see DESIGN.md
+and the README) and are marked as such.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cluster.config import KMeansConfig
 
-__all__ = ["KMeansConfig", "LossConfig", "NEMDConfig"]
+__all__ = [
+    "METHODS",
+    "PROTOTYPE_TERMS",
+    "KMeansConfig",
+    "LossConfig",
+    "NEMDConfig",
+    "PrototypeTerm",
+    "TermParam",
+    "method_preset",
+]
+
+
+@dataclass(frozen=True)
+class TermParam:
+    """A hyperparameter of one prototype term: the paper's symbol and its LossConfig field."""
+
+    symbol: str
+    field: str
+    kind: str  # "positive" (> 0) or "temperature" (> 0, searched on a log scale)
+    description: str
+
+
+@dataclass(frozen=True)
+class PrototypeTerm:
+    """One of PAUC's three prototype terms (Eq. 7): what the loss, the logs, the sweep and the
+    comparison call it. Adding a term means adding a row to :data:`PROTOTYPE_TERMS`, its weight
+    and parameters to :class:`LossConfig`, and its function to ``pauc_ray/losses/total.py``.
+
+    Attributes:
+        name: key in the loss's ``terms`` and in logs (``p_align``).
+        label: how tables and variants name it (``p-align``).
+        weight: its weight's field in :class:`LossConfig` and symbol in the sweep (``alpha``).
+        equation: where the paper defines it.
+        params: its other hyperparameters.
+    """
+
+    name: str
+    label: str
+    weight: str
+    equation: str
+    params: tuple[TermParam, ...] = ()
+
+
+PROTOTYPE_TERMS: tuple[PrototypeTerm, ...] = (
+    PrototypeTerm(
+        "p_align",
+        "p-align",
+        "alpha",
+        "Eq. 4",
+        (TermParam("s", "align_exponent", "positive", "p-align exponent s (Eq. 4)"),),
+    ),
+    PrototypeTerm(
+        "p_uniform",
+        "p-uniform",
+        "beta",
+        "Eq. 5",
+        (TermParam("t", "uniform_t", "positive", "p-uniform scale t (Eq. 5)"),),
+    ),
+    PrototypeTerm(
+        "p_corr",
+        "p-corr",
+        "gamma",
+        "Eq. 6",
+        (TermParam("rho", "corr_temperature", "temperature", "p-corr softmax temperature"),),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -33,7 +103,7 @@ class LossConfig:
         corr_temperature: ``rho``, softmax temperature turning a prototype into a distribution
             over embedding dimensions for p-corr (project's choice, DESIGN.md section 1).
         warmup_epochs: epochs of InfoNCE alone before the prototype terms start (paper: 20 of
-            200).
+            200; here 5, a sixth of the default 30 epochs).
     """
 
     temperature: float = 0.2
@@ -45,7 +115,7 @@ class LossConfig:
     uniform_t: float = 2.0
     uniform_form: str = "log"
     corr_temperature: float = 0.1
-    warmup_epochs: int = 2
+    warmup_epochs: int = 5
 
     def __post_init__(self) -> None:
         for name in ("temperature", "uniform_t", "corr_temperature", "align_exponent"):
@@ -55,7 +125,8 @@ class LossConfig:
             raise ValueError(
                 f"loss.uniform_form must be 'log' or 'mean', got {self.uniform_form!r}"
             )
-        for name in ("alpha", "beta", "gamma", "num_negative_prototypes", "warmup_epochs"):
+        weights = tuple(term.weight for term in PROTOTYPE_TERMS)
+        for name in (*weights, "num_negative_prototypes", "warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -93,33 +164,29 @@ class NEMDConfig:
     seed: int = 0
 
 
+METHODS = ("moco", "pcl", "pauc")
+
+
 @dataclass(frozen=True)
 class MethodPreset:
-    """Weights that define a method as the same code with terms switched off (DESIGN.md)."""
+    """A method as the same code with terms switched off (DESIGN.md).
+
+    Attributes:
+        use_prototypes: ProtoNCE (and the prototype terms) run at all.
+        weights: the weight of each prototype term by its name (``p_align`` -> alpha, ...).
+    """
 
     use_prototypes: bool
-    alpha: float
-    beta: float
-    gamma: float
+    weights: dict[str, float]
 
 
 def method_preset(name: str, loss: LossConfig | None = None) -> MethodPreset:
-    """``moco`` (InfoNCE only), ``pcl`` (+ ProtoNCE), ``pauc`` (+ the three prototype terms)."""
+    """``moco`` (InfoNCE only), ``pcl`` (+ ProtoNCE), ``pauc`` (+ the prototype terms, with
+    ``loss``'s weights)."""
+    if name not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {name!r}")
     loss = loss or LossConfig()
-    presets = {
-        "moco": MethodPreset(False, 0.0, 0.0, 0.0),
-        "pcl": MethodPreset(True, 0.0, 0.0, 0.0),
-        "pauc": MethodPreset(True, loss.alpha, loss.beta, loss.gamma),
+    weights = {
+        term.name: getattr(loss, term.weight) if name == "pauc" else 0.0 for term in PROTOTYPE_TERMS
     }
-    if name not in presets:
-        raise ValueError(f"method must be one of {sorted(presets)}, got {name!r}")
-    return presets[name]
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """The whole tree of defaults, for code that wants one object."""
-
-    loss: LossConfig = field(default_factory=LossConfig)
-    kmeans: KMeansConfig = field(default_factory=KMeansConfig)
-    nemd: NEMDConfig = field(default_factory=NEMDConfig)
+    return MethodPreset(use_prototypes=name != "moco", weights=weights)

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from pauc_ray.config import PROTOTYPE_TERMS
+
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "fixed")
 ZERO_DRAW_SUFFIX = "_zero_draw"
 DEFAULT_SPACE_FILE = Path(__file__).with_name("default_space.yaml")
@@ -42,14 +44,23 @@ class Tunable:
     description: str
 
 
+# The prototype terms' weights and parameters come from the one table of terms.
+PROTOTYPE_TUNABLES: dict[str, Tunable] = {
+    **{
+        term.weight: Tunable(
+            ("loss", term.weight), "weight", f"weight of {term.label} ({term.equation})"
+        )
+        for term in PROTOTYPE_TERMS
+    },
+    **{
+        param.symbol: Tunable(("loss", param.field), param.kind, param.description)
+        for term in PROTOTYPE_TERMS
+        for param in term.params
+    },
+}
 TUNABLES: dict[str, Tunable] = {
-    "alpha": Tunable(("loss", "alpha"), "weight", "weight of p-align (Eq. 4)"),
-    "beta": Tunable(("loss", "beta"), "weight", "weight of p-uniform (Eq. 5)"),
-    "gamma": Tunable(("loss", "gamma"), "weight", "weight of p-corr (Eq. 6)"),
+    **PROTOTYPE_TUNABLES,
     "tau": Tunable(("loss", "temperature"), "temperature", "InfoNCE temperature (Eq. 1)"),
-    "t": Tunable(("loss", "uniform_t"), "positive", "p-uniform scale t (Eq. 5)"),
-    "s": Tunable(("loss", "align_exponent"), "positive", "p-align exponent s (Eq. 4)"),
-    "rho": Tunable(("loss", "corr_temperature"), "temperature", "p-corr softmax temperature"),
     "lr": Tunable(("lr",), "positive", "SGD learning rate"),
 }
 ALIASES = {".".join(t.path): name for name, t in TUNABLES.items()}

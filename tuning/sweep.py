@@ -34,6 +34,7 @@ from tuning.outputs import TrialRecord, build_rows, write_outputs
 from tuning.plan import plan_trials
 from tuning.search_space import (
     DEFAULT_SPACE_FILE,
+    PROTOTYPE_TUNABLES,
     TUNABLES,
     SearchSpace,
     config_values,
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
 TUNE_DIR = "tune"  # Tune's experiment folder inside --out
 TRIALS_DIR = "trials"  # the trials' run folders inside --out
-PROTOTYPE_PARAMS = ("alpha", "beta", "gamma", "s", "t", "rho")
+PROTOTYPE_PARAMS = tuple(PROTOTYPE_TUNABLES)  # only method pauc uses them
 OPTUNA_MISSING = (
     "--search optuna needs the optuna package, which is not installed in this environment. "
     "Install it (pip install optuna) or use --search random (the default)."

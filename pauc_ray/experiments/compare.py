@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from pauc_ray.config import PROTOTYPE_TERMS
 from pauc_ray.data import DatasetError
 from pauc_ray.evaluation.report import EVAL_FILE, EvalConfig
 from pauc_ray.export import ExportError
@@ -44,16 +45,19 @@ from pauc_ray.model.backbones import BACKBONES
 log = logging.getLogger(__name__)
 
 # variant -> (trainer method, loss weights set to 0); the remaining weights are the base
-# config's (LossConfig: alpha = beta = 1, gamma = 0.1).
+# config's (LossConfig: alpha = beta = 1, gamma = 0.1). "pcl+TERM" is PCL plus one prototype
+# term: pauc with every other term's weight at 0.
+_ONE_TERM = {
+    f"pcl+{term.label}": ("pauc", tuple(o.weight for o in PROTOTYPE_TERMS if o is not term))
+    for term in PROTOTYPE_TERMS
+}
 VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "moco": ("moco", ()),
     "pcl": ("pcl", ()),
     "pauc": ("pauc", ()),
-    "pcl+p-align": ("pauc", ("beta", "gamma")),
-    "pcl+p-uniform": ("pauc", ("alpha", "gamma")),
-    "pcl+p-corr": ("pauc", ("alpha", "beta")),
+    **_ONE_TERM,
 }
-ABLATION = ("pcl", "pcl+p-align", "pcl+p-uniform", "pcl+p-corr")
+ABLATION = ("pcl", *_ONE_TERM)
 METRICS = (
     ("knn20_top1", "kNN@20 top-1 (%)", "{:.2f}"),
     ("knn200_top1", "kNN@200 top-1 (%)", "{:.2f}"),

@@ -15,11 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pauc_ray.config import LossConfig, method_preset
+from pauc_ray.config import PROTOTYPE_TERMS, LossConfig, method_preset
 from pauc_ray.losses._validation import (
     check_assignment_range,
-    check_non_negative,
-    check_positive,
 )
 from pauc_ray.losses.batch_prototypes import _batch_prototypes
 from pauc_ray.losses.info_nce import _check_instance_inputs, _instance_logits
@@ -32,7 +30,17 @@ __all__ = ["TERM_NAMES", "LossOutput", "PrototypeSet", "pauc_loss", "term_gradie
 
 _DEFAULTS = LossConfig()
 
-TERM_NAMES = ("info_nce", "proto_nce", "p_align", "p_uniform", "p_corr")
+TERM_NAMES = ("info_nce", "proto_nce", *(term.name for term in PROTOTYPE_TERMS))
+
+# Each prototype term of PROTOTYPE_TERMS on one clustering's batch prototypes.
+_PROTOTYPE_TERM_FUNCTIONS = {
+    "p_align": lambda protos, c: _p_align(protos.query, protos.key, c.align_exponent),
+    "p_uniform": lambda protos, c: _p_uniform(
+        protos.query, c.uniform_t, log=c.uniform_form == "log"
+    ),
+    "p_corr": lambda protos, c: _p_corr(protos.query, c.corr_temperature),
+}
+assert set(_PROTOTYPE_TERM_FUNCTIONS) == {term.name for term in PROTOTYPE_TERMS}
 
 
 @dataclass(frozen=True)
@@ -87,15 +95,6 @@ def term_gradient_norms(output: LossOutput, q: Tensor) -> dict[str, float]:
         (grad,) = torch.autograd.grad(value, q, retain_graph=True, allow_unused=True)
         norms[name] = 0.0 if grad is None else float(grad.norm())
     return norms
-
-
-def _check_config(config: LossConfig) -> None:
-    check_positive("config.temperature", config.temperature)
-    check_positive("config.align_exponent", config.align_exponent)
-    check_positive("config.uniform_t", config.uniform_t)
-    check_positive("config.corr_temperature", config.corr_temperature)
-    for name in ("alpha", "beta", "gamma", "num_negative_prototypes"):
-        check_non_negative(f"config.{name}", getattr(config, name))
 
 
 def _distributed_world_size() -> int:
@@ -170,7 +169,6 @@ def pauc_loss(
         ['info_nce', 'p_align', 'p_corr', 'p_uniform', 'proto_nce']
     """
     preset = method_preset(method, config)
-    _check_config(config)
     _check_instance_inputs(q, k, queue, config.temperature)
     use_prototypes = preset.use_prototypes and not warmup
     if use_prototypes:
@@ -189,7 +187,7 @@ def pauc_loss(
     sums = {name: zero for name in TERM_NAMES[1:]}
     proto_hits = zero
     if use_prototypes:
-        weights = {"p_align": preset.alpha, "p_uniform": preset.beta, "p_corr": preset.gamma}
+        weights = preset.weights
         need_batch_protos = any(w > 0 for w in weights.values())
         assignments = torch.stack([s.assignment.long() for s in prototype_sets])  # MxB
         q_all, k_all, assignments_all = q, k, assignments
@@ -211,14 +209,9 @@ def pauc_loss(
             terms_m = {"proto_nce": loss_m}
             if need_batch_protos:
                 protos = _batch_prototypes(q_all, k_all, assignments_all[m])
-                if weights["p_align"] > 0:
-                    terms_m["p_align"] = _p_align(protos.query, protos.key, config.align_exponent)
-                if weights["p_uniform"] > 0:
-                    terms_m["p_uniform"] = _p_uniform(
-                        protos.query, config.uniform_t, log=config.uniform_form == "log"
-                    )
-                if weights["p_corr"] > 0:
-                    terms_m["p_corr"] = _p_corr(protos.query, config.corr_temperature)
+                for name, weight in weights.items():
+                    if weight > 0:
+                        terms_m[name] = _PROTOTYPE_TERM_FUNCTIONS[name](protos, config)
             for name, value in terms_m.items():
                 computed.add(name)
                 weighted[name] = weighted[name] + weights.get(name, 1.0) * value

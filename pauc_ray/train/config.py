@@ -17,13 +17,11 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from cluster.config import KMeansConfig
-from pauc_ray.config import LossConfig, NEMDConfig
+from pauc_ray.config import METHODS, LossConfig, NEMDConfig
 from pauc_ray.config_io import from_dict, load_config_file, merge
 from pauc_ray.data.augment import AugmentConfig
 from pauc_ray.model.backbones import BACKBONES, HEADS, REPRESENTATIONS
 from pauc_ray.schedule import LR_SCHEDULES
-
-METHODS = ("moco", "pcl", "pauc")
 
 
 def parse_worker_range(workers: str | int, name: str = "workers") -> tuple[int, int]:
@@ -119,9 +117,9 @@ class TrainConfig:
     max_failures: int = 3
     knn_k: int = 20
     eval_max_samples: int = 20000
-    loss: LossConfig = field(default_factory=lambda: LossConfig(warmup_epochs=5))
-    kmeans: KMeansConfig = field(
-        default_factory=lambda: KMeansConfig(num_clusters=(20, 40, 80), concentration_mean=None)
+    loss: LossConfig = field(default_factory=LossConfig)
+    kmeans: KMeansConfig = field(  # unset concentration: follows loss.temperature
+        default_factory=lambda: KMeansConfig(concentration_mean=None)
     )
     nemd: NEMDConfig = field(default_factory=NEMDConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
