@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -61,13 +62,51 @@ __all__ = ["FAULT_ENV", "train_loop_per_worker"]
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    config: TrainConfig = from_dict(TrainConfig, loop_config["config"])
-    files = RunFiles(loop_config["run_dir"])
-    spec = EncoderSpec.from_dict(loop_config["encoder_spec"])
-    dataset_dir: str = loop_config["dataset_dir"]
-    num_train: int = loop_config["num_train"]
-    actor = loop_config["cluster_actor"]
+    """One Ray Train worker's run: set up (and restore), then per epoch the prototypes, the
+    training steps, the epoch's metrics (and evaluation when due), and the report."""
+    run = _set_up(loop_config)
+    data = _TrainData.open(loop_config, run)
+    for epoch in range(run.start_epoch, run.config.epochs):
+        epoch_start = time.perf_counter()
+        warmup = run.config.method == "moco" or epoch < run.config.loss.warmup_epochs
+        lr = run.scheduler.get_last_lr()[0]
+        prototypes, seconds = _epoch_prototypes(run, data, epoch, warmup)
+        stats = _train_epoch(run, data, epoch, warmup, prototypes)
+        seconds["epoch"] = time.perf_counter() - epoch_start
+        metrics = _epoch_metrics(run, epoch, lr, warmup, stats, seconds)
+        _report_epoch(run, epoch, metrics, loop_config)
 
+
+@dataclass
+class _Run:
+    """What one worker holds for the whole run."""
+
+    config: TrainConfig
+    spec: EncoderSpec
+    files: RunFiles
+    dataset_dir: str
+    actor: Any
+    rank: int
+    world: int
+    device: torch.device
+    model: MoCo
+    query_encoder: torch.nn.Module  # DDP around model.encoder_q with several workers
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator
+    per_worker_batch: int
+    steps_per_epoch: int
+    group: str
+    start_epoch: int = 0
+    history: list = field(default_factory=list)
+    clustering: Any = None  # the last epoch's clustering result (saved with checkpoints)
+
+
+def _set_up(loop_config: dict[str, Any]) -> _Run:
+    """Builds the MoCo pair, the optimiser and the schedule; restores the latest checkpoint
+    (Ray Train's after a restart, or ``resume_from``) if there is one."""
+    config: TrainConfig = from_dict(TrainConfig, loop_config["config"])
+    spec = EncoderSpec.from_dict(loop_config["encoder_spec"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
@@ -75,7 +114,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(config.cpus_per_worker)))
     torch.manual_seed(config.seed)
     generator = torch.Generator(device="cpu").manual_seed(config.seed * 7919 + rank)
-
     model = MoCo(
         build_encoder(spec, seed=config.seed),
         loop_config["queue_size"],
@@ -88,7 +126,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         momentum=config.sgd_momentum,
         weight_decay=config.weight_decay,
     )
-    start_epoch, history, clustering = 0, [], None
+    start_epoch, history = 0, []
     state, source = None, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
@@ -112,9 +150,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=False,  # BN statistics stay per worker; the queue never travels
         )
-    group = group_token(world)
     per_worker_batch = sampler.per_worker_batch(config.batch_size, world, config.bn_groups)
-    steps_per_epoch = sampler.steps_per_epoch(num_train, world, per_worker_batch)
+    steps_per_epoch = sampler.steps_per_epoch(loop_config["num_train"], world, per_worker_batch)
     for param_group in optimizer.param_groups:  # the config's rate, also after a resume
         param_group["lr"] = param_group["initial_lr"] = config.lr
     scheduler = build_lr_scheduler(
@@ -126,147 +163,239 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         milestones=config.lr_milestones,
         start_step=start_epoch * steps_per_epoch,
     )
-    augment = TwoViewAugment(config.augment)
-    eval_transform = EvalTransform(config.augment)
-    rows = None
-    if loop_config.get("train_rows") is not None:
-        rows = rows_from_object_store(loop_config["train_rows"])
-        start, stop = shard_bounds(num_train, rank, world)
-        feature_inputs = (rows.ids[start:stop], rows.inputs[start:stop])
-    else:
-        shard = ray.train.get_dataset_shard("train")
-        feature_inputs = None  # this worker's share of the train split, decoded once
+    return _Run(
+        config=config,
+        spec=spec,
+        files=RunFiles(loop_config["run_dir"]),
+        dataset_dir=loop_config["dataset_dir"],
+        actor=loop_config["cluster_actor"],
+        rank=rank,
+        world=world,
+        device=device,
+        model=model,
+        query_encoder=query_encoder,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        generator=generator,
+        per_worker_batch=per_worker_batch,
+        steps_per_epoch=steps_per_epoch,
+        group=group_token(world),
+        start_epoch=start_epoch,
+        history=history,
+    )
 
-    for epoch in range(start_epoch, config.epochs):
-        epoch_start = time.perf_counter()
-        lr = scheduler.get_last_lr()[0]
-        warmup = config.method == "moco" or epoch < config.loss.warmup_epochs
-        feature_seconds = cluster_seconds = 0.0
-        prototypes = None
-        if not warmup:
-            if feature_inputs is None:
-                feature_inputs = load_share(dataset_dir, rank, world)
-            t0 = time.perf_counter()
-            features = embed_arrays(
-                model.encoder_k,
-                feature_inputs[1],
-                eval_transform,
-                device,
-                representation="projection",
-            )
-            feature_seconds = time.perf_counter() - t0
-            maybe_inject_fault("actor", epoch, rank, files, actor)
-            t0 = time.perf_counter()
-            clustering = exchange_with_actor(
-                actor, epoch, group, rank, world, features, feature_inputs[0]
-            )
-            cluster_seconds = time.perf_counter() - t0
-            prototypes = EpochPrototypes.from_result(clustering, device)
 
-        model.train()
-        names = ("total", *TERM_NAMES)
-        sums = {name: 0.0 for name in names}
-        acc_sum = proto_acc_sum = 0.0
-        gradient_norms: dict[str, float] = {}
-        steps = 0
-        train_start = time.perf_counter()
-        if rows is not None:
-            batches = _memory_batches(rows, config.seed, epoch, rank, world, per_worker_batch)
-        else:
-            batches = shard.iter_torch_batches(
-                batch_size=per_worker_batch,
-                drop_last=True,
-                local_shuffle_buffer_size=min(num_train, 4 * per_worker_batch),
-                local_shuffle_seed=config.seed + 1000 * epoch + rank,
+@dataclass
+class _TrainData:
+    """Where this worker's training batches and feature-pass rows come from: the split held in
+    the object store (``rows``), or this worker's Ray Data shard for splits too large for it."""
+
+    rows: Any  # in-memory split (ids, inputs), or None when streaming
+    shard: Any  # Ray Data shard when streaming, else None
+    feature_inputs: tuple | None  # (ids, inputs) of this worker's feature-pass share
+    num_train: int
+
+    @classmethod
+    def open(cls, loop_config: dict[str, Any], run: _Run) -> _TrainData:
+        num_train = loop_config["num_train"]
+        if loop_config.get("train_rows") is not None:
+            rows = rows_from_object_store(loop_config["train_rows"])
+            start, stop = shard_bounds(num_train, run.rank, run.world)
+            return cls(rows, None, (rows.ids[start:stop], rows.inputs[start:stop]), num_train)
+        # the share of the feature pass is read (and decoded once) when first needed
+        return cls(None, ray.train.get_dataset_shard("train"), None, num_train)
+
+    def batches(self, run: _Run, epoch: int):
+        if self.rows is not None:
+            return _memory_batches(
+                self.rows, run.config.seed, epoch, run.rank, run.world, run.per_worker_batch
             )
-        bar = tqdm(
-            total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=rank != 0,
-            leave=False,
+        return self.shard.iter_torch_batches(
+            batch_size=run.per_worker_batch,
+            drop_last=True,
+            local_shuffle_buffer_size=min(self.num_train, 4 * run.per_worker_batch),
+            local_shuffle_seed=run.config.seed + 1000 * epoch + run.rank,
         )
-        for batch in batches:
-            if steps == steps_per_epoch:
-                break
-            if steps == steps_per_epoch // 2:
-                maybe_inject_fault("worker", epoch, rank, files, actor)
-            inputs = batch["image"] if "image" in batch else batch["x"]
-            x_q, x_k = augment(
-                inputs.to(device), generator=None if device.type == "cuda" else generator
+
+    def feature_share(self, run: _Run) -> tuple:
+        if self.feature_inputs is None:
+            self.feature_inputs = load_share(run.dataset_dir, run.rank, run.world)
+        return self.feature_inputs
+
+
+def _epoch_prototypes(
+    run: _Run, data: _TrainData, epoch: int, warmup: bool
+) -> tuple[EpochPrototypes | None, dict[str, float]]:
+    """After warm-up: the feature pass over this worker's share (momentum encoder, projection
+    output, no augmentation) and the exchange with the clustering actor for the epoch's
+    prototypes. Returns them (None in warm-up) and the seconds each part took."""
+    seconds = {"feature_pass": 0.0, "clustering": 0.0}
+    if warmup:
+        return None, seconds
+    ids, inputs = data.feature_share(run)
+    t0 = time.perf_counter()
+    features = embed_arrays(
+        run.model.encoder_k,
+        inputs,
+        EvalTransform(run.config.augment),
+        run.device,
+        representation="projection",
+    )
+    seconds["feature_pass"] = time.perf_counter() - t0
+    maybe_inject_fault("actor", epoch, run.rank, run.files, run.actor)
+    t0 = time.perf_counter()
+    run.clustering = exchange_with_actor(
+        run.actor, epoch, run.group, run.rank, run.world, features, ids
+    )
+    seconds["clustering"] = time.perf_counter() - t0
+    return EpochPrototypes.from_result(run.clustering, run.device), seconds
+
+
+@dataclass
+class _EpochStats:
+    """This worker's sums over one epoch's steps."""
+
+    sums: dict[str, float]  # "total" and each of TERM_NAMES
+    instance_accuracy: float = 0.0
+    prototype_accuracy: float = 0.0
+    steps: int = 0
+    gradient_norms: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _train_epoch(
+    run: _Run, data: _TrainData, epoch: int, warmup: bool, prototypes: EpochPrototypes | None
+) -> _EpochStats:
+    """One epoch of :func:`pauc_ray.step.train_step` on two augmented views, the learning rate
+    stepped every step; each term's gradient norm is measured on the middle step."""
+    config, device = run.config, run.device
+    augment = TwoViewAugment(config.augment)
+    stats = _EpochStats(sums={name: 0.0 for name in ("total", *TERM_NAMES)})
+    run.model.train()
+    start = time.perf_counter()
+    bar = tqdm(
+        total=run.steps_per_epoch,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        disable=run.rank != 0,
+        leave=False,
+    )
+    for batch in data.batches(run, epoch):
+        if stats.steps == run.steps_per_epoch:
+            break
+        if stats.steps == run.steps_per_epoch // 2:
+            maybe_inject_fault("worker", epoch, run.rank, run.files, run.actor)
+        inputs = batch["image"] if "image" in batch else batch["x"]
+        x_q, x_k = augment(
+            inputs.to(device), generator=None if device.type == "cuda" else run.generator
+        )
+        sets = prototypes.for_batch(batch["id"].to(device)) if prototypes else []
+        out = train_step(
+            run.model,
+            x_q,
+            x_k,
+            run.optimizer,
+            sets,
+            method=config.method,
+            loss_config=config.loss,
+            warmup=warmup,
+            generator=run.generator,
+            query_encoder=run.query_encoder,
+            gather_keys=all_gather if run.world > 1 else None,
+            gather_distributed=run.world > 1,
+            # mid-epoch: at the very first step of a run the queue is still empty
+            measure_gradients=stats.steps == run.steps_per_epoch // 2,
+        )
+        run.scheduler.step()
+        stats.gradient_norms = stats.gradient_norms or out.gradient_norms
+        total = out.total.item()
+        stats.sums["total"] += total
+        for name in TERM_NAMES:
+            stats.sums[name] += out.terms.get(name, 0.0)
+        stats.instance_accuracy += out.instance_accuracy
+        stats.prototype_accuracy += out.prototype_accuracy or 0.0
+        stats.steps += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{total:.3f}")
+    bar.close()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _epoch_metrics(
+    run: _Run, epoch: int, lr: float, warmup: bool, stats: _EpochStats, seconds: dict
+) -> dict[str, Any]:
+    """The epoch's metrics, averaged over the workers (one all-reduce); rank 0 adds the kNN,
+    its baselines and NEMD when an evaluation is due (every ``eval_every`` epochs, and last)."""
+    config = run.config
+    names = ("total", *TERM_NAMES)
+    steps = max(stats.steps, 1)
+    local = [stats.sums[n] / steps for n in names] + [
+        stats.instance_accuracy / steps,
+        stats.prototype_accuracy / steps,
+        float(stats.steps),
+    ]
+    local += [stats.gradient_norms.get(n, 0.0) for n in TERM_NAMES]
+    averaged = mean_over_workers(local, run.device)
+    norms = dict(zip(TERM_NAMES, averaged[len(names) + 3 :]))
+    samples = stats.steps * run.per_worker_batch * run.world
+    metrics: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "warmup": warmup,
+        "world_size": run.world,
+        **{f"loss_{n}": v for n, v in zip(names, averaged)},
+        "instance_accuracy": averaged[len(names)],
+        "prototype_accuracy": None if warmup else averaged[len(names) + 1],
+        # |d (weighted term) / d q|, middle step of the epoch, mean over workers
+        **{f"grad_norm_{n}": norms[n] for n in TERM_NAMES if n in stats.gradient_norms},
+        "samples_per_second": samples / max(stats.seconds, 1e-9),
+        "feature_pass_seconds": seconds["feature_pass"],
+        "clustering_seconds": seconds["clustering"],
+        "epoch_seconds": seconds["epoch"],
+    }
+    last = epoch + 1 == config.epochs
+    due = last or (config.eval_every and (epoch + 1) % config.eval_every == 0)
+    if run.rank == 0 and due:
+        metrics.update(
+            evaluate_encoder(
+                run.model.encoder_q,
+                config,
+                run.spec,
+                run.dataset_dir,
+                run.device,
+                run.files,
+                write_nemd=last,
             )
-            sets = prototypes.for_batch(batch["id"].to(device)) if prototypes else []
-            out = train_step(
-                model,
-                x_q,
-                x_k,
-                optimizer,
-                sets,
-                method=config.method,
-                loss_config=config.loss,
-                warmup=warmup,
-                generator=generator,
-                query_encoder=query_encoder,
-                gather_keys=all_gather if world > 1 else None,
-                gather_distributed=world > 1,
-                # mid-epoch: at the very first step of a run the queue is still empty
-                measure_gradients=steps == steps_per_epoch // 2,
-            )
-            scheduler.step()
-            gradient_norms = gradient_norms or out.gradient_norms
-            total = out.total.item()
-            sums["total"] += total
-            for name in TERM_NAMES:
-                sums[name] += out.terms.get(name, 0.0)
-            acc_sum += out.instance_accuracy
-            proto_acc_sum += out.prototype_accuracy or 0.0
-            steps += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{total:.3f}")
-        bar.close()
-        train_seconds = time.perf_counter() - train_start
-        local = [sums[n] / max(steps, 1) for n in names] + [
-            acc_sum / max(steps, 1),
-            proto_acc_sum / max(steps, 1),
-            float(steps),
-        ]
-        local += [gradient_norms.get(n, 0.0) for n in TERM_NAMES]
-        averaged = mean_over_workers(local, device)
-        norms = dict(zip(TERM_NAMES, averaged[len(names) + 3 :]))
-        epoch_seconds = time.perf_counter() - epoch_start
-        metrics: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "warmup": warmup,
-            "world_size": world,
-            **{f"loss_{n}": v for n, v in zip(names, averaged)},
-            "instance_accuracy": averaged[len(names)],
-            "prototype_accuracy": None if warmup else averaged[len(names) + 1],
-            # |d (weighted term) / d q|, middle step of the epoch, mean over workers
-            **{f"grad_norm_{n}": norms[n] for n in TERM_NAMES if n in gradient_norms},
-            "samples_per_second": steps * per_worker_batch * world / max(train_seconds, 1e-9),
-            "feature_pass_seconds": feature_seconds,
-            "clustering_seconds": cluster_seconds,
-            "epoch_seconds": epoch_seconds,
-        }
-        last = epoch + 1 == config.epochs
-        if rank == 0 and (last or (config.eval_every and (epoch + 1) % config.eval_every == 0)):
-            metrics.update(
-                evaluate_encoder(
-                    model.encoder_q, config, spec, dataset_dir, device, files, write_nemd=last
-                )
-            )
-        history.append(metrics)
-        if rank == 0:
-            logger.info("epoch %d: %s", epoch + 1, brief(metrics))
-            write_json_atomic(files.history, history)  # live: readable while the run goes on
-        if last or (epoch + 1) % config.checkpoint_every == 0:
-            report_with_checkpoint(
-                rank, model, optimizer, epoch + 1, config, history, clustering, metrics
-            )
-        else:
-            ray.train.report(reportable(metrics))
-        if last and rank == 0:
-            files.export(model.encoder_q, spec, config, history, loop_config["dataset_info"])
+        )
+    return metrics
+
+
+def _report_epoch(run: _Run, epoch: int, metrics: dict[str, Any], loop_config: dict) -> None:
+    """History (live on rank 0), the report to Ray Train with a checkpoint when one is due,
+    and after the last epoch the export."""
+    config = run.config
+    last = epoch + 1 == config.epochs
+    run.history.append(metrics)
+    if run.rank == 0:
+        logger.info("epoch %d: %s", epoch + 1, brief(metrics))
+        write_json_atomic(run.files.history, run.history)  # readable while the run goes on
+    if last or (epoch + 1) % config.checkpoint_every == 0:
+        report_with_checkpoint(
+            run.rank,
+            run.model,
+            run.optimizer,
+            epoch + 1,
+            config,
+            run.history,
+            run.clustering,
+            metrics,
+        )
+    else:
+        ray.train.report(reportable(metrics))
+    if last and run.rank == 0:
+        run.files.export(
+            run.model.encoder_q, run.spec, config, run.history, loop_config["dataset_info"]
+        )
 
 
 def _memory_batches(rows, seed: int, epoch: int, rank: int, world: int, batch_size: int):
