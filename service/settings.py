@@ -1,22 +1,24 @@
-"""The service's settings: one frozen dataclass; environment variables and flags are views of it.
+"""The service's settings: a pydantic-settings model; environment variables and flags are views.
 
 Every field has a default here, an environment variable (``PAUC_SERVICE_<NAME>``, except the
 API key's ``PAUC_API_KEY``) and, except the API key, a command-line flag (``--<name>``).
-Precedence: flag, then environment, then default. Everything is checked once, at start-up
-(:meth:`ServiceSettings.__post_init__`); a bad value raises :class:`SettingsError` naming the
+Precedence: flag, then environment, then default. pydantic-settings reads the environment and
+validates everything once, at start-up; a bad value raises :class:`SettingsError` naming the
 variable or flag and what was expected. The API key has no flag, so it never shows in ``ps``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 __all__ = [
+    "API_KEY_ENV",
     "ENV_PREFIX",
     "ServiceSettings",
     "SettingsError",
@@ -27,21 +29,14 @@ __all__ = [
 
 ENV_PREFIX = "PAUC_SERVICE_"
 API_KEY_ENV = "PAUC_API_KEY"
-_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
-_BOOL_WORDS |= {"0": False, "false": False, "no": False, "off": False}
 
 
 class SettingsError(ValueError):
     """A setting (environment variable or flag) with a value the service cannot use."""
 
 
-def _doc(help: str, env: str | None = None) -> dict[str, Any]:
-    return {"help": help, "env": env}
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    """Settings of ``python -m service``.
+class ServiceSettings(BaseSettings):
+    """Settings of ``python -m service`` (frozen once validated).
 
     Attributes:
         models: the storage folder (``ROOT``) whose run folders are served.
@@ -68,86 +63,72 @@ class ServiceSettings:
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
     """
 
-    models: Path = field(
-        default=None, metadata=_doc("storage folder whose run folders are served (required)")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,  # api_key= in code, PAUC_API_KEY in the environment
     )
-    host: str = field(default="127.0.0.1", metadata=_doc("address to listen on"))
-    port: int = field(default=8000, metadata=_doc("port to listen on"))
-    api_key: str | None = field(
-        default=None,
-        metadata=_doc("API key required by every route but the health checks", env=API_KEY_ENV),
-    )
-    max_batch: int = field(
-        default=64, metadata=_doc("inputs per forward at most; 1 turns micro-batching off")
-    )
-    max_wait_ms: float = field(
-        default=2.0, metadata=_doc("how long a batch waits to fill, in milliseconds")
-    )
-    max_items: int = field(default=256, metadata=_doc("inputs per /embed request at most"))
-    max_body_bytes: int = field(
-        default=16 * 1024 * 1024, metadata=_doc("request body size at most, in bytes")
-    )
-    nemd_max_inputs: int = field(default=10_000, metadata=_doc("inputs per /nemd request at most"))
-    nemd_max_rows: int = field(
-        default=20_000, metadata=_doc("dataset rows a NEMD job embeds at most")
-    )
-    nemd_workers: int = field(default=1, metadata=_doc("NEMD jobs running at once"))
-    nemd_max_pending: int = field(default=8, metadata=_doc("queued plus running NEMD jobs at most"))
-    nemd_keep_jobs: int = field(default=100, metadata=_doc("finished NEMD jobs kept"))
-    discovery_depth: int = field(
-        default=4, metadata=_doc("folder levels under --models searched for runs")
-    )
-    torch_threads: int = field(
-        default=0, metadata=_doc("torch intra-op threads; 0 keeps torch's default")
-    )
-    switch_interval_ms: float = field(
-        default=0.5, metadata=_doc("Python's GIL switch interval in ms (sys.setswitchinterval)")
-    )
-    access_log: bool = field(default=True, metadata=_doc("uvicorn access log"))
-    log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
 
-    def __post_init__(self) -> None:
+    models: Path | None = Field(None, description="storage folder whose run folders are served")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="port to listen on")
+    api_key: str | None = Field(
+        None,
+        validation_alias=API_KEY_ENV,
+        description="API key required by every route but the health checks",
+    )
+    max_batch: int = Field(
+        64, ge=1, description="inputs per forward at most; 1 turns micro-batching off"
+    )
+    max_wait_ms: float = Field(
+        2.0, ge=0, le=1000, allow_inf_nan=False, description="how long a batch waits, in ms"
+    )
+    max_items: int = Field(256, ge=1, description="inputs per /embed request at most")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="request body size at most, in bytes"
+    )
+    nemd_max_inputs: int = Field(10_000, ge=1, description="inputs per /nemd request at most")
+    nemd_max_rows: int = Field(20_000, ge=1, description="dataset rows a NEMD job embeds at most")
+    nemd_workers: int = Field(1, ge=1, description="NEMD jobs running at once")
+    nemd_max_pending: int = Field(8, ge=1, description="queued plus running NEMD jobs at most")
+    nemd_keep_jobs: int = Field(100, ge=1, description="finished NEMD jobs kept")
+    discovery_depth: int = Field(
+        4, ge=1, description="folder levels under --models searched for runs"
+    )
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps the default")
+    switch_interval_ms: float = Field(
+        0.5,
+        ge=0.01,
+        le=100,
+        allow_inf_nan=False,
+        description="Python's GIL switch interval in ms (sys.setswitchinterval)",
+    )
+    access_log: bool = Field(True, description="uvicorn access log")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug, info, warning or error"
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _models_is_a_folder(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        root = Path(value).expanduser()
+        if not root.is_dir():
+            raise ValueError(f"{str(root)!r} is not a directory")
+        return root.resolve()
+
+    @model_validator(mode="after")
+    def _required_and_non_empty(self) -> ServiceSettings:
         if self.models is None:
-            raise SettingsError(
+            raise ValueError(
                 f"the models folder is required: --models ROOT or {env_name('models')}=ROOT"
             )
-        root = Path(self.models).expanduser()
-        if not root.is_dir():
-            raise SettingsError(f"{_where('models')}: {str(root)!r} is not a directory")
-        object.__setattr__(self, "models", root.resolve())
         if self.api_key is not None and not self.api_key.strip():
-            raise SettingsError(f"{API_KEY_ENV} is set but empty; unset it or give a key")
-        if not 0 <= self.port <= 65535:
-            raise SettingsError(f"{_where('port')}: must be in 0..65535, got {self.port}")
-        for name in (
-            "max_batch",
-            "max_items",
-            "max_body_bytes",
-            "nemd_max_inputs",
-            "nemd_max_rows",
-            "nemd_workers",
-            "nemd_max_pending",
-            "nemd_keep_jobs",
-            "discovery_depth",
-        ):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{_where(name)}: must be >= 1, got {getattr(self, name)}")
-        if self.torch_threads < 0:
-            raise SettingsError(f"{_where('torch_threads')}: must be >= 0")
-        if not (math.isfinite(self.max_wait_ms) and 0 <= self.max_wait_ms <= 1000):
-            raise SettingsError(
-                f"{_where('max_wait_ms')}: must be in [0, 1000] ms, got {self.max_wait_ms}"
-            )
-        if not (math.isfinite(self.switch_interval_ms) and 0.01 <= self.switch_interval_ms <= 100):
-            raise SettingsError(
-                f"{_where('switch_interval_ms')}: must be in [0.01, 100] ms, "
-                f"got {self.switch_interval_ms}"
-            )
-        if self.log_level not in ("debug", "info", "warning", "error"):
-            raise SettingsError(
-                f"{_where('log_level')}: must be debug, info, warning or error, "
-                f"got {self.log_level!r}"
-            )
+            raise ValueError(f"{API_KEY_ENV} is set but empty; unset it or give a key")
+        return self
 
     @property
     def micro_batching(self) -> bool:
@@ -155,7 +136,7 @@ class ServiceSettings:
 
     def public(self) -> dict[str, Any]:
         """The settings without the API key (for logs)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+        out = self.model_dump(exclude={"api_key"})
         out["models"] = str(self.models)
         out["api_key"] = "set" if self.api_key else None
         return out
@@ -163,8 +144,7 @@ class ServiceSettings:
 
 def env_name(name: str) -> str:
     """The environment variable of field ``name``."""
-    env = ServiceSettings.__dataclass_fields__[name].metadata["env"]
-    return env or ENV_PREFIX + name.upper()
+    return API_KEY_ENV if name == "api_key" else ENV_PREFIX + name.upper()
 
 
 def _flag(name: str) -> str:
@@ -172,49 +152,62 @@ def _flag(name: str) -> str:
 
 
 def _where(name: str) -> str:
-    return f"{_flag(name)} / {env_name(name)}"
-
-
-def _field_type(name: str) -> type:
-    default = ServiceSettings.__dataclass_fields__[name].default
-    if name == "models":
-        return Path
-    if name == "api_key":
-        return str
-    return type(default)
-
-
-def _parse(name: str, text: str, source: str) -> Any:
-    kind = _field_type(name)
-    try:
-        if kind is bool:
-            return _BOOL_WORDS[text.strip().lower()]
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-    except (KeyError, ValueError):
-        expected = {bool: "a boolean (1/0, true/false, yes/no, on/off)", int: "an integer"}
-        raise SettingsError(
-            f"{source}: expected {expected.get(kind, 'a number')}, got {text!r}"
-        ) from None
-    return kind(text)
+    return env_name(name) if name == "api_key" else f"{_flag(name)} / {env_name(name)}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """One flag per setting (not the API key); defaults are None so unset flags are visible."""
-    for f in fields(ServiceSettings):
-        if f.name == "api_key":
+    for name, info in ServiceSettings.model_fields.items():
+        if name == "api_key":
             continue
-        default = "none" if f.default in (None, MISSING) else f.default
-        help_text = f"{f.metadata['help']} (env {env_name(f.name)}; default: {default})"
-        if _field_type(f.name) is bool:
+        default = "none" if info.default is None else info.default
+        help_text = f"{info.description} (env {env_name(name)}; default: {default})"
+        if info.annotation is bool:
             parser.add_argument(
-                _flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text
+                _flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
         else:
-            parser.add_argument(_flag(f.name), default=None, metavar=f.name.upper(), help=help_text)
+            parser.add_argument(_flag(name), default=None, metavar=name.upper(), help=help_text)
     return parser
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``
+    (``python -m service`` passes ``os.environ``; tests pass their own)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = {key.lower(): value for key, value in environ.items()}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._environ
+
+
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "bool_parsing": "a boolean (1/0, true/false, yes/no, on/off)",
+}
+
+
+def _settings_error(exc: ValidationError, from_flags: set[str]) -> SettingsError:
+    """The first validation error as one line naming the flag or variable it came from."""
+    error = exc.errors(include_url=False)[0]
+    message = str(error.get("ctx", {}).get("error", error["msg"]))
+    if not error["loc"]:  # a check across fields: the message names what to set
+        return SettingsError(message)
+    name = str(error["loc"][0])
+    name = "api_key" if name == API_KEY_ENV else name
+    if error["type"] in _EXPECTED:  # a value that is not of the type: name where it came from
+        source = _flag(name) if name in from_flags else env_name(name)
+        return SettingsError(
+            f"{source}: expected {_EXPECTED[error['type']]}, got {error['input']!r}"
+        )
+    if error["type"] == "value_error":  # our own check: its message says what is wrong
+        return SettingsError(f"{_where(name)}: {message}")
+    message = message[0].lower() + message[1:]
+    return SettingsError(f"{_where(name)}: {message}, got {error['input']!r}")
 
 
 def settings_from(
@@ -226,16 +219,21 @@ def settings_from(
 
     ``overrides`` (already typed values) win over both; tests and the benchmark use them.
     """
+    flags = {
+        name: value
+        for name in ServiceSettings.model_fields
+        if (value := getattr(args, name, None) if args is not None else None) is not None
+    }
+    given = {**flags, **overrides}
     environ = {} if environ is None else environ
-    values: dict[str, Any] = {}
-    for f in fields(ServiceSettings):
-        env = env_name(f.name)
-        if env in environ:
-            values[f.name] = _parse(f.name, environ[env], env)
-        flag_value = getattr(args, f.name, None) if args is not None else None
-        if flag_value is not None:
-            if isinstance(flag_value, str):
-                flag_value = _parse(f.name, flag_value, _flag(f.name))
-            values[f.name] = flag_value
-    values.update(overrides)
-    return ServiceSettings(**values)
+
+    class _Settings(ServiceSettings):  # this call's environment, nothing else
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, **_others):
+            return init_settings, _MappingEnvSource(settings_cls, environ)
+
+    try:
+        parsed = _Settings(**given)
+    except ValidationError as exc:
+        raise _settings_error(exc, set(flags)) from None
+    return ServiceSettings.model_construct(**parsed.model_dump())

@@ -44,7 +44,7 @@ def test_defaults_env_and_flags(tmp_path):
 def test_every_setting_has_an_env_var_and_a_flag():
     parser = build_parser()
     flags = {a.dest for a in parser._actions if isinstance(a, argparse.Action)}
-    for name in ServiceSettings.__dataclass_fields__:
+    for name in ServiceSettings.model_fields:
         assert env_name(name).startswith("PAUC_")
         assert name in flags or name == "api_key"  # never a flag: it would show in ps
 
