@@ -166,6 +166,11 @@ def read_split(
     )
 
 
+def input_column(columns) -> str:
+    """The inputs' column of a decoded split's batch: ``image`` (B, C, H, W) or ``x`` (B, D)."""
+    return "image" if "image" in columns else "x"
+
+
 def split_to_object_store(dataset: ray.data.Dataset) -> list[ray.ObjectRef]:
     """Executes ``dataset`` (rows of :func:`read_split`) and leaves its decoded blocks in Ray's
     object store; the refs travel to the workers, which read them with
@@ -182,7 +187,7 @@ def rows_from_object_store(refs: list[ray.ObjectRef]) -> SplitArrays:
     """
     blocks = ray.get(list(refs))
     ids = np.concatenate([b["id"] for b in blocks])
-    key = "image" if "image" in blocks[0] else "x"
+    key = input_column(blocks[0])
     order = np.argsort(ids, kind="stable")
     rows = SplitArrays(
         ids[order],

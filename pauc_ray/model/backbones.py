@@ -26,6 +26,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from pauc_ray.model.encoders import mlp_layers
+
 BACKBONES = ("convnet", "resnet18", "resnet50", "mlp")
 HEADS = ("mlp", "linear")
 REPRESENTATIONS = ("backbone", "projection")
@@ -181,14 +183,9 @@ def _resnet(spec: EncoderSpec) -> tuple[nn.Module, int]:
 
 
 def _mlp(in_features: int, hidden: tuple[int, ...]) -> tuple[nn.Module, int]:
-    """Linear-LayerNorm-ReLU layers. No BatchNorm: the same batch statistics in both MoCo
-    branches would let the model find the positive pair through them."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    width = in_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.ReLU(inplace=True)]
-        width = h
-    return nn.Sequential(*layers), width
+    """The vector backbone: flatten, then :func:`~pauc_ray.model.encoders.mlp_layers`."""
+    layers, width = mlp_layers(in_features, hidden)
+    return nn.Sequential(nn.Flatten(), *layers), width
 
 
 def projection_head(kind: str, features: int, embedding_dim: int) -> nn.Module:

@@ -6,12 +6,22 @@ import torch
 from torch import nn
 
 
-class MLPEncoder(nn.Sequential):
-    """An MLP for vector data: ``in -> hidden -> ... -> embedding_dim`` (ReLU between).
+def mlp_layers(in_features: int, hidden: tuple[int, ...]) -> tuple[list[nn.Module], int]:
+    """Linear-LayerNorm-ReLU for each hidden width, and the last width. No BatchNorm: the same
+    batch statistics in both MoCo branches would let the model find the positive pair through
+    them (the leak MoCo's shuffle-BN exists to stop); vector data here is standardised, so
+    LayerNorm after each hidden layer is enough."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.ReLU(inplace=True)]
+        width = h
+    return layers, width
 
-    No BatchNorm: the same batch statistics in both MoCo branches would let the model find the
-    positive pair through them (the leak MoCo's shuffle-BN exists to stop); vector data here is
-    standardised, so LayerNorm after each hidden layer is enough.
+
+class MLPEncoder(nn.Sequential):
+    """An MLP for vector data: ``in -> hidden -> ... -> embedding_dim`` (:func:`mlp_layers`,
+    then a linear map to the embedding).
 
     Args:
         in_features: input size (3 for the paper's blobs).
@@ -27,13 +37,8 @@ class MLPEncoder(nn.Sequential):
                 f"in_features, embedding_dim and hidden must be positive, got "
                 f"{in_features}, {embedding_dim}, {hidden}"
             )
-        layers: list[nn.Module] = []
-        width = in_features
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.ReLU(inplace=True)]
-            width = h
-        layers.append(nn.Linear(width, embedding_dim))
-        super().__init__(*layers)
+        layers, width = mlp_layers(in_features, hidden)
+        super().__init__(*layers, nn.Linear(width, embedding_dim))
         self.in_features = in_features
         self.embedding_dim = embedding_dim
 

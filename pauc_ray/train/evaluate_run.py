@@ -12,7 +12,6 @@ offline evaluation (linear probe, pictures) is ``pauc_ray.evaluate``.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -41,13 +40,9 @@ def _split(dataset_dir: str, split: str, max_samples: int | None, seed: int):
 
 
 @functools.lru_cache(maxsize=4)
-def _baselines(dataset_dir: str, config_json: str, spec_json: str) -> tuple[tuple[str, float]]:
-    """Raw-input and random-init kNN of a run (cached: they do not change during it)."""
-    from pauc_ray.config_io import from_dict
-    from pauc_ray.train.config import TrainConfig
-
-    config = from_dict(TrainConfig, json.loads(config_json))
-    spec = EncoderSpec.from_dict(json.loads(spec_json))
+def _baselines(dataset_dir: str, config, spec: EncoderSpec) -> tuple[tuple[str, float]]:
+    """Raw-input and random-init kNN of a run (cached: they do not change during it; the
+    frozen config and spec are the key)."""
     train = _split(dataset_dir, "train", config.eval_max_samples, config.seed)
     test = _split(dataset_dir, "test", None, config.seed)
     found = baseline_knn(
@@ -93,7 +88,7 @@ def evaluate_encoder(
         test_emb = embed_arrays(encoder, test.inputs, transform, device, 1024, representation)
         knn = knn_classify(train_emb, train.labels, test_emb, test.labels, k=config.knn_k)
         out.update(knn_top1=knn.top1, knn_top5=knn.top5)
-        out.update(_baselines(dataset_dir, config.to_json(), json.dumps(spec.to_dict())))
+        out.update(_baselines(dataset_dir, config, spec))
     k = config.kmeans.num_clusters[0]
     if len(train_emb) >= 2 * k:
         report = nemd_per_clustering(

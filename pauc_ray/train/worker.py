@@ -34,7 +34,7 @@ from pauc_ray.checkpoint import read_checkpoint
 from pauc_ray.config_io import from_dict
 from pauc_ray.data import sampler
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
-from pauc_ray.data.ray_dataset import rows_from_object_store
+from pauc_ray.data.ray_dataset import input_column, rows_from_object_store
 from pauc_ray.data.sharding import shard_bounds
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
@@ -284,7 +284,7 @@ def _train_epoch(
             break
         if stats.steps == run.steps_per_epoch // 2:
             maybe_inject_fault("worker", epoch, run.rank, run.files, run.actor)
-        inputs = batch["image"] if "image" in batch else batch["x"]
+        inputs = batch[input_column(batch)]
         x_q, x_k = augment(
             inputs.to(device), generator=None if device.type == "cuda" else run.generator
         )
@@ -404,6 +404,5 @@ def _memory_batches(rows, seed: int, epoch: int, rank: int, world: int, batch_si
     positions = sampler.epoch_batches(
         len(rows), seed=seed, epoch=epoch, rank=rank, world_size=world, batch_size=batch_size
     )
-    key = "image" if rows.inputs.ndim == 4 else "x"
-    for batch in positions:
-        yield {"id": torch.from_numpy(rows.ids[batch]), key: torch.from_numpy(rows.inputs[batch])}
+    for batch in positions:  # "x": the inputs, images or vectors (see input_column)
+        yield {"id": torch.from_numpy(rows.ids[batch]), "x": torch.from_numpy(rows.inputs[batch])}
