@@ -6,7 +6,9 @@ term alone: ``pcl+p-align``, ``pcl+p-uniform``, ``pcl+p-corr``, i.e. method ``pa
 other two weights set to 0). Each finished export is evaluated with
 :func:`pauc_ray.evaluation.report.evaluate_model` (kNN, linear probe, NEMD, alignment and
 uniformity, pictures). ``OUT/table.md``, ``OUT/results.json`` and ``OUT/figure.png`` give each
-metric's mean and standard deviation over seeds; they are rewritten after every run.
+metric's mean and standard deviation over seeds, and each variant against PCL paired by seed
+(mean difference, paired t-test); ``OUT/curves.png`` the kNN curve of every variant (runs with
+``--eval-every``), mean over seeds with the seeds' range. They are rewritten after every run.
 
 A run whose ``summary.json`` and export exist is not trained again, one with a checkpoint but
 no summary is resumed, and an existing ``eval.json`` is reused, so the same command continues
@@ -64,8 +66,14 @@ METRICS = (
     ("linear_top1", "linear top-1 (%)", "{:.2f}"),
     ("nemd", "NEMD", "{:.4f}"),
     ("nemd_nn", "NEMD-nn", "{:.4f}"),
+    ("alignment", "alignment", "{:.3f}"),
+    ("uniformity", "uniformity", "{:.3f}"),
+    ("train_minutes", "train (min)", "{:.1f}"),
     ("wall_minutes", "wall (min)", "{:.1f}"),
 )
+# metrics of the paired comparison against PCL, and whether higher is better
+PAIRED_METRICS = (("knn20_top1", True), ("linear_top1", True), ("nemd", True))
+PAIRED_BASELINE = "pcl"
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class CompareConfig:
         output_size: ``augment.output_size`` (None: the images' own size).
         base_config: YAML/JSON of further ``TrainConfig`` settings shared by every run.
         ablation: add ``ABLATION`` to ``methods``.
+        ablation_seeds: the seeds of the variants only the ablation adds (None: ``seeds``).
         out: where ``runs/``, ``eval/``, the table, results and figure go.
         evaluation: settings of the offline evaluation of each export.
     """
@@ -104,6 +113,7 @@ class CompareConfig:
     recipe: str = "auto"
     base_config: str | None = None
     ablation: bool = False
+    ablation_seeds: tuple[int, ...] | None = None
     out: str = "runs/compare"
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
@@ -122,6 +132,19 @@ class CompareConfig:
     def variants(self) -> tuple[str, ...]:
         extra = ABLATION if self.ablation else ()
         return tuple(dict.fromkeys((*self.methods, *extra)))
+
+    def runs(self) -> list[tuple[str, int]]:
+        """``(variant, seed)`` of every run, seed-major (the first seed of every variant
+        first); a variant only the ablation adds runs its ``ablation_seeds``."""
+        ablation_only = set(self.variants) - set(self.methods)
+        ablation_seeds = self.seeds if self.ablation_seeds is None else self.ablation_seeds
+        seeds = dict.fromkeys((*self.seeds, *ablation_seeds))
+        return [
+            (variant, seed)
+            for seed in seeds
+            for variant in self.variants
+            if seed in (ablation_seeds if variant in ablation_only else self.seeds)
+        ]
 
 
 def run_name(variant: str, seed: int) -> str:
@@ -214,6 +237,7 @@ def run_one(config: CompareConfig, variant: str, seed: int) -> dict[str, Any]:
         "run_dir": summary["run_dir"],
         "wall_seconds": summary["wall_seconds"],
         "wall_minutes": summary["wall_seconds"] / 60.0,
+        "train_minutes": _train_minutes(Path(summary["run_dir"])),
         "epochs_completed": summary["epochs_completed"],
         "error": summary.get("error"),
     }
@@ -224,6 +248,18 @@ def run_one(config: CompareConfig, variant: str, seed: int) -> dict[str, Any]:
     elif row["error"] is None:
         row["error"] = "the run wrote no export"
     return row
+
+
+def _history(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _train_minutes(run_dir: Path) -> float | None:
+    """The epochs' own time (feature pass, clustering, steps; no evaluation, no start-up),
+    summed over the run's history, so a resumed run counts every epoch once."""
+    seconds = [row.get("epoch_seconds") for row in _history(run_dir)]
+    return sum(seconds) / 60.0 if seconds and None not in seconds else None
 
 
 BASELINES = (("raw input", "raw_"), ("random init", "random_init_"))
@@ -262,12 +298,137 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def paired_tests(
+    rows: Sequence[dict[str, Any]], baseline: str = PAIRED_BASELINE
+) -> list[dict[str, Any]]:
+    """Each variant against ``baseline`` on the seeds both finished, paired by seed: the mean
+    and standard deviation of the per-seed differences and a two-sided paired t-test
+    (``scipy.stats.ttest_rel``; p is None below 2 pairs or when every difference is equal)."""
+    from scipy import stats
+
+    finished = [r for r in rows if r.get("error") is None]
+    base = {r["seed"]: r for r in finished if r["variant"] == baseline}
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in finished):
+        if variant == baseline:
+            continue
+        mine = {r["seed"]: r for r in finished if r["variant"] == variant}
+        for key, higher_is_better in PAIRED_METRICS:
+            seeds = sorted(
+                s for s in set(mine) & set(base)
+                if mine[s].get(key) is not None and base[s].get(key) is not None
+            )  # fmt: skip
+            if not seeds:
+                continue
+            a = np.array([mine[s][key] for s in seeds], dtype=float)
+            b = np.array([base[s][key] for s in seeds], dtype=float)
+            diff = a - b
+            p = None
+            if len(seeds) > 1 and np.ptp(diff) > 0:
+                p = float(stats.ttest_rel(a, b).pvalue)
+            out.append(
+                {
+                    "variant": variant,
+                    "baseline": baseline,
+                    "metric": key,
+                    "higher_is_better": higher_is_better,
+                    "seeds": seeds,
+                    "differences": diff.tolist(),
+                    "mean_difference": float(diff.mean()),
+                    "std_difference": float(diff.std(ddof=1)) if len(seeds) > 1 else None,
+                    "p_value": p,
+                }
+            )
+    return out
+
+
+def format_paired(tests: Sequence[dict[str, Any]]) -> str:
+    """The paired comparison as a table, with what it does and does not show."""
+    if not tests:
+        return ""
+    labels = {key: label for key, label, _ in METRICS}
+    lines = [
+        f"\nPaired by seed against {tests[0]['baseline']} (difference = variant - "
+        f"{tests[0]['baseline']}; two-sided paired t-test):\n",
+        "| variant | metric | seeds | mean difference | std | p | verdict |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for t in tests:
+        p, std = t["p_value"], t["std_difference"]
+        if p is None:
+            verdict = "too few seeds to test"
+        elif p < 0.05:
+            better = (t["mean_difference"] > 0) == t["higher_is_better"]
+            verdict = ("better" if better else "worse") + " (p < 0.05)"
+        else:
+            verdict = "no significant difference"
+        lines.append(
+            f"| {t['variant']} | {labels[t['metric']]} | {len(t['seeds'])} "
+            f"| {t['mean_difference']:+.4f} | {'-' if std is None else f'{std:.4f}'} "
+            f"| {'-' if p is None else f'{p:.3f}'} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def draw_curves(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> bool:
+    """kNN top-1 against epoch for every variant: the mean over its seeds, the seeds' range
+    shaded, and the raw-input and random-init baselines as lines. False when no run was
+    evaluated during training (nothing drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    finished = [r for r in rows if r.get("error") is None]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    drawn, baselines = False, {}
+    for i, variant in enumerate(dict.fromkeys(r["variant"] for r in finished)):
+        curves = {}
+        for r in (r for r in finished if r["variant"] == variant):
+            for h in _history(Path(r["run_dir"])):
+                if h.get("knn_top1") is not None:
+                    curves.setdefault(h["epoch"], []).append(h["knn_top1"])
+                for key in ("raw_knn_top1", "random_init_knn_top1"):
+                    if h.get(key) is not None:
+                        baselines.setdefault(key, h[key])
+        if not curves:
+            continue
+        epochs = sorted(curves)
+        values = [np.array(curves[e]) for e in epochs]
+        runs = max(len(v) for v in values)
+        label = f"{variant} ({runs} seed{'s' if runs > 1 else ''})"
+        ax.plot(epochs, [v.mean() for v in values], marker="o", ms=3, color=f"C{i}", label=label)
+        if runs > 1:
+            lo, hi = [v.min() for v in values], [v.max() for v in values]
+            ax.fill_between(epochs, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
+        drawn = True
+    names = {"raw_knn_top1": "raw input", "random_init_knn_top1": "random init"}
+    for j, (key, value) in enumerate(baselines.items()):
+        ax.axhline(value, ls="--", color=f"C{7 + j}", label=f"{names[key]} {value:.2f} %")
+    if drawn:
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("kNN top-1 (%), in-run evaluation")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        if title:
+            ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
 def _describe(config: CompareConfig) -> str:
     sample = train_config_for(config, config.variants[0], config.seeds[0])
     return (
         f"{config.dataset}, {sample.backbone} (recipe {sample.recipe}), {sample.epochs} epochs, "
         f"batch {sample.batch_size}, workers {config.workers}, seeds "
         f"{' '.join(map(str, config.seeds))}"
+        + (
+            f" (ablation variants: {' '.join(map(str, config.ablation_seeds))})"
+            if config.ablation and config.ablation_seeds is not None
+            else ""
+        )
     )
 
 
@@ -326,30 +487,37 @@ def write_outputs(config: CompareConfig, rows: list[dict[str, Any]]) -> list[dic
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
-    results = {"settings": dataclasses.asdict(config), "runs": rows, "summary": summary}
+    paired = paired_tests(rows)
+    results = {
+        "settings": dataclasses.asdict(config),
+        "runs": rows,
+        "summary": summary,
+        "paired": paired,
+    }
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    (out / "table.md").write_text(format_table(summary, config))
+    (out / "table.md").write_text(format_table(summary, config) + format_paired(paired))
+    draw_curves(rows, out / "curves.png", title=_describe(config))
     if any(r.get("error") is None for r in rows):
         draw_figure(rows, summary, out / "figure.png", title=_describe(config))
     return summary
 
 
 def run_comparison(config: CompareConfig) -> list[dict[str, Any]]:
-    """Every variant x seed, in seed-major order; returns the rows (also in results.json)."""
+    """Every run of :meth:`CompareConfig.runs`, seed-major; returns the rows (also in
+    results.json)."""
     rows: list[dict[str, Any]] = []
-    for seed in config.seeds:
-        for variant in config.variants:
-            started = time.perf_counter()
-            row = run_one(config, variant, seed)
-            log.warning(
-                "%s seed %d done in %.0f s: %s",
-                variant,
-                seed,
-                time.perf_counter() - started,
-                {k: row.get(k) for k, _, _ in METRICS},
-            )
-            rows.append(row)
-            write_outputs(config, rows)
+    for variant, seed in config.runs():
+        started = time.perf_counter()
+        row = run_one(config, variant, seed)
+        log.warning(
+            "%s seed %d done in %.0f s: %s",
+            variant,
+            seed,
+            time.perf_counter() - started,
+            {k: row.get(k) for k, _, _ in METRICS},
+        )
+        rows.append(row)
+        write_outputs(config, rows)
     return rows
 
 
@@ -395,6 +563,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--config", default=None, help="YAML/JSON of further TrainConfig settings")
     p.add_argument("--ablation", action="store_true", help="add " + ", ".join(ABLATION))
+    p.add_argument(
+        "--ablation-seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="seeds of the variants only --ablation adds (default: --seeds)",
+    )
     p.add_argument("--out", default=None, help="output folder; None: runs/compare-DATASET")
     p.add_argument(
         "--max-eval-samples", type=int, default=None, help="rows per split in eval; None: all"
@@ -425,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             recipe=args.recipe,
             base_config=args.config,
             ablation=args.ablation,
+            ablation_seeds=None if args.ablation_seeds is None else tuple(args.ablation_seeds),
             out=args.out or f"runs/compare-{args.dataset.replace(':', '_').replace('/', '_')}",
             evaluation=evaluation,
         )

@@ -180,3 +180,66 @@ def test_tiny_comparison_trains_evaluates_and_continues(ray_cluster, tmp_path, c
     again = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert again["summary"] == json.loads((out / "eval" / "pauc-seed0" / "eval.json").read_text())["summary"]  # fmt: skip
     assert again["method"] == "pauc" and again["epoch"] == 2
+
+
+def test_ablation_variants_run_their_own_seeds():
+    config = compare.CompareConfig(
+        methods=("moco", "pcl", "pauc"), seeds=(0, 1, 2), ablation=True, ablation_seeds=(0, 1)
+    )
+    runs = config.runs()
+    assert runs[:6] == [
+        ("moco", 0), ("pcl", 0), ("pauc", 0),
+        ("pcl+p-align", 0), ("pcl+p-uniform", 0), ("pcl+p-corr", 0),
+    ]  # fmt: skip
+    assert ("pcl", 2) in runs and ("pcl+p-align", 2) not in runs
+    assert len(runs) == 3 * 3 + 3 * 2 and len(set(runs)) == len(runs)
+    assert compare.CompareConfig(seeds=(0, 1), ablation=True).runs().count(("pcl+p-corr", 1)) == 1
+
+
+def test_paired_test_is_the_t_test_of_per_seed_differences():
+    def row(variant, seed, knn, nemd):
+        return {"variant": variant, "seed": seed, "error": None, "knn20_top1": knn, "nemd": nemd}
+
+    rows = [
+        row("pcl", 0, 86.0, 0.80), row("pauc", 0, 86.5, 0.90),
+        row("pcl", 1, 85.0, 0.80), row("pauc", 1, 86.5, 0.85),
+        row("pcl", 2, 86.0, 0.80), row("pauc", 2, 86.0, 0.95),
+        row("pauc", 3, 99.0, 0.99),  # no PCL run of seed 3: not paired
+    ]  # fmt: skip
+    tests = {t["metric"]: t for t in compare.paired_tests(rows) if t["variant"] == "pauc"}
+    knn = tests["knn20_top1"]
+    assert knn["seeds"] == [0, 1, 2] and knn["differences"] == [0.5, 1.5, 0.0]
+    # t = mean(d) / (sd(d) / sqrt(n)) with n - 1 = 2 degrees of freedom, by hand
+    d = [0.5, 1.5, 0.0]
+    mean = sum(d) / 3
+    sd = (sum((x - mean) ** 2 for x in d) / 2) ** 0.5
+    t = mean / (sd / 3**0.5)
+    assert abs(knn["mean_difference"] - mean) < 1e-12 and abs(knn["std_difference"] - sd) < 1e-12
+    # two-sided p of Student's t with 2 degrees of freedom: 1 - |t| / sqrt(t^2 + 2)
+    assert abs(knn["p_value"] - (1 - abs(t) / (t * t + 2) ** 0.5)) < 1e-9
+    assert "linear_top1" not in tests  # not measured: not tested
+    table = compare.format_paired(compare.paired_tests(rows))
+    assert "| pauc | kNN@20 top-1 (%) | 3 | +0.6667 |" in table
+    assert "no significant difference" in table
+
+
+def test_curves_average_the_seeds_of_each_variant(tmp_path):
+    rows = []
+    for variant, seed, values in (
+        ("pcl", 0, [80, 84]),
+        ("pcl", 1, [82, 86]),
+        ("moco", 0, [81, 83]),
+    ):
+        run = tmp_path / f"{variant}-{seed}"
+        run.mkdir()
+        history = [
+            {"epoch": 3 * (i + 1), "knn_top1": v, "raw_knn_top1": 84.0}
+            for i, v in enumerate(values)
+        ]
+        (run / "history.json").write_text(json.dumps(history))
+        rows.append({"variant": variant, "seed": seed, "error": None, "run_dir": str(run)})
+    assert compare.draw_curves(rows, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = [{"variant": "pcl", "seed": 0, "error": None, "run_dir": str(tmp_path / "none")}]
+    assert not compare.draw_curves(empty, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
