@@ -113,9 +113,11 @@ def _gather_batch(q: Tensor, k: Tensor, assignments: Tensor) -> tuple[Tensor, Te
     world_size = _distributed_world_size()
     if world_size == 1:
         return q, k, assignments
-    import torch.distributed.nn.functional as dist_fn  # only where torch.distributed is usable
+    # only where torch.distributed is usable; torch's functional collective, whose backward
+    # reduce-scatters (sums) the gradients back to the rows' own processes
+    from torch.distributed._functional_collectives import all_gather_single
 
-    q_all = torch.cat(dist_fn.all_gather(q), dim=0)
+    q_all = all_gather_single(q.contiguous(), 0, torch.distributed.group.WORLD)
     k_parts = [torch.empty_like(k) for _ in range(world_size)]
     torch.distributed.all_gather(k_parts, k.detach().contiguous())
     a_parts = [torch.empty_like(assignments) for _ in range(world_size)]
