@@ -50,7 +50,7 @@ TRIALS_DIR = "trials"  # the trials' run folders inside --out
 PROTOTYPE_PARAMS = tuple(PROTOTYPE_TUNABLES)  # only method pauc uses them
 OPTUNA_MISSING = (
     "--search optuna needs the optuna package, which is not installed in this environment. "
-    "Install it (pip install optuna) or use --search random (the default)."
+    "Install the extra (pip install -e '.[optuna]') or use --search random (the default)."
 )
 
 

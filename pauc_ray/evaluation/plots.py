@@ -181,3 +181,93 @@ def plot_unit_circle(
     classes = int(y.max()) + 1 if len(y) and y.max() >= 0 else 1
     title = f"{name.upper()}, {classes} cls\nNEMD {nemd:.3f}"
     return plot_circle_grid({(0, 0): CirclePanel(e, y, classes, title)}, 1, 1, path)
+
+
+def plot_training_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path | None:
+    """A run's curves from its per-epoch metrics (``history.json`` rows): every loss term, kNN
+    top-1 with the raw-input and random-init baselines as lines, NEMD and NEMD-nn, each
+    term's gradient norm, the learning rate and samples/s. None (nothing written) for an
+    empty history. Written to a temporary file first, so a reader never sees half a PNG."""
+    rows = [h for h in history if h.get("epoch") is not None]
+    if not rows:
+        return None
+    epochs = [h["epoch"] for h in rows]
+
+    def series(key: str) -> tuple[list, list]:
+        pairs = [(h["epoch"], h[key]) for h in rows if h.get(key) is not None]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    colours: dict[str, str] = {"total": "black"}
+
+    def colour(term: str) -> str:
+        return colours.setdefault(term, f"C{len(colours) - 1}")
+
+    for term in ("info_nce", "proto_nce", "p_align", "p_uniform", "p_corr"):
+        colour(term)  # the same colour for a term in every panel
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    ax = axes[0, 0]
+    for key in sorted({k for h in rows for k in h if k.startswith("loss_")}):
+        x, y = series(key)
+        if any(v != 0 for v in y):
+            term = key.removeprefix("loss_")
+            ax.plot(x, y, marker="o", ms=2, lw=2.2 if term == "total" else 1.2,
+                    color=colour(term), label=term)  # fmt: skip
+    ax.set_title("loss terms (unweighted, mean over clusterings)", fontsize=9)
+    ax.legend(fontsize=7)
+
+    ax = axes[0, 1]
+    x, y = series("knn_top1")
+    if x:
+        ax.plot(x, y, marker="o", ms=3, color="C0", label="trained")
+    last = next((h for h in reversed(rows) if h.get("raw_knn_top1") is not None), {})
+    for i, (key, name) in enumerate(
+        (("raw_knn_top1", "raw input"), ("random_init_knn_top1", "random init"))
+    ):
+        if last.get(key) is not None:
+            ax.axhline(last[key], ls="--", color=f"C{7 + i}", label=f"{name} {last[key]:.2f}")
+    ax.set_title("kNN top-1 on the held-out split (%)", fontsize=9)
+    if x or last:
+        ax.legend(fontsize=7)
+
+    ax = axes[0, 2]
+    for key, name in (("nemd", "NEMD"), ("nemd_nn", "NEMD-nn")):
+        x, y = series(key)
+        if x:
+            ax.plot(x, y, marker="o", ms=3, label=name)
+    ax.set_title("NEMD of the train embedding (Eq. 3)", fontsize=9)
+    if any(h.get("nemd") is not None for h in rows):
+        ax.legend(fontsize=7)
+
+    ax = axes[1, 0]
+    for key in sorted({k for h in rows for k in h if k.startswith("grad_norm_")}):
+        x, y = series(key)
+        term = key.removeprefix("grad_norm_")
+        ax.plot(x, y, marker="o", ms=2, color=colour(term), label=term)
+    ax.set_title("|d term / d q| (weighted), middle step", fontsize=9)
+    if any(k.startswith("grad_norm_") for h in rows for k in h):
+        ax.legend(fontsize=7)
+
+    ax = axes[1, 1]
+    x, y = series("lr")
+    ax.plot(x, y, marker="o", ms=2, color="C3")
+    ax.set_title("learning rate (at the epoch's start)", fontsize=9)
+
+    ax = axes[1, 2]
+    x, y = series("samples_per_second")
+    ax.plot(x, y, marker="o", ms=2, color="C4")
+    ax.set_title("samples / s", fontsize=9)
+
+    for ax in axes.flat:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, max(epochs) + 0.5)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

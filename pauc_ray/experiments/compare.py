@@ -202,8 +202,8 @@ def _train(train_config) -> dict[str, Any]:
             return summary
     if find_latest_checkpoint(run_dir) is not None:
         log.warning("%s: resuming from its latest checkpoint", run_dir)
-        return run_training(train_config, resume=str(run_dir))
-    return run_training(train_config)
+        return run_training(train_config, resume=str(run_dir), console=True)
+    return run_training(train_config, console=True)
 
 
 def _evaluate(config: CompareConfig, train_config, summary, eval_dir: Path) -> dict[str, Any]:
@@ -611,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             train_config_for(config, variant, config.seeds[0])
         first = train_config_for(config, config.variants[0], config.seeds[0])
         resolve_dataset(first.dataset, first.data_dir, first.seed)
-        init_ray()
+        init_ray(verbose=False)
         rows = run_comparison(config)
     except (ValueError, DatasetError, ExportError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -19,9 +19,7 @@ from pauc_ray.train.config import TrainConfig, build_parser, config_from_args
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_console_logging(args.verbose)
     try:
         if args.resume:
             from pauc_ray.train.run_files import RunFiles
@@ -41,17 +39,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pauc_ray.train.driver import init_ray, run_training
 
-    init_ray()
+    init_ray(verbose=args.verbose)
     try:
-        summary = run_training(config, resume=args.resume)
+        summary = run_training(config, resume=args.resume, console=True, verbose=args.verbose)
     except (ValueError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=2))
+    if summary["error"] is not None:
+        print(f"error: the run failed: {summary['error']}", file=sys.stderr)
     for line in final_report(summary):
         print(line)
-    print(f"summary: {summary['run_dir']}/summary.json")
+    run = summary["run_dir"]
+    print(f"run folder: {run} (summary.json, history.json, curves.png, tensorboard/, export/)")
     return 0 if summary["error"] is None else 1
+
+
+def configure_console_logging(verbose: bool) -> None:
+    """The console's logging: warnings and errors from everything; this package's INFO lines
+    (dataset preparation, validation, resume) too; everything at INFO with ``verbose``."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pauc_ray").setLevel(logging.INFO)
+    if not verbose:
+        for chatty in ("faiss", "pauc_ray.data.validation"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def final_report(summary: dict) -> list[str]:

@@ -80,6 +80,9 @@ class TrainConfig:
         checkpoint_every: epochs between checkpoints (the last epoch always checkpoints).
         eval_every: epochs between kNN/NEMD evaluations (0: only at the end).
         max_failures: worker-group restarts allowed (Ray Train's FailureConfig).
+        mlflow_uri: also log the run's settings and per-epoch metrics to MLflow at this
+            tracking URI (Ray's ``setup_mlflow`` on rank 0; the ``mlflow`` extra).
+        mlflow_experiment: the MLflow experiment (created if missing).
         knn_k: neighbours of the kNN evaluation.
         eval_max_samples: train-split samples used as kNN memory and for NEMD (seeded).
         loss, kmeans, nemd, augment: the nested settings. ``kmeans.concentration_mean``
@@ -115,6 +118,8 @@ class TrainConfig:
     checkpoint_every: int = 1
     eval_every: int = 0
     max_failures: int = 3
+    mlflow_uri: str | None = None
+    mlflow_experiment: str = "pauc-ray"
     knn_k: int = 20
     eval_max_samples: int = 20000
     loss: LossConfig = field(default_factory=LossConfig)
@@ -217,6 +222,13 @@ def build_parser(prog: str = "python -m pauc_ray.train") -> argparse.ArgumentPar
         "the dataset, if any), none, a shipped recipe's name or a YAML file",
     )
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Ray's own log lines (cluster start, Ray Data plans, Ray Train reports) "
+        "and this package's INFO logs; by default the console shows the run's header, one "
+        "line per epoch and the final report, plus every warning and error",
+    )
+    parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
         default=None,
@@ -270,7 +282,9 @@ def config_from_args(args: argparse.Namespace, recipe: bool = True) -> TrainConf
     data: dict[str, Any] = load_config_file(args.config) if args.config else {}
     overrides: dict[str, Any] = {}
     for key, value in vars(args).items():
-        if key == "recipe" or ("/" not in key and key not in {f.name for f in fields(TrainConfig)}):
+        if key in ("recipe", "verbose") or (
+            "/" not in key and key not in {f.name for f in fields(TrainConfig)}
+        ):
             continue
         node = overrides
         parts = key.split("/")

@@ -30,6 +30,12 @@ from pauc_ray.data import (
 )
 from pauc_ray.model.backbones import EncoderSpec
 from pauc_ray.train.config import TrainConfig
+from pauc_ray.train.console import (
+    ProgressChannel,
+    RunMonitor,
+    ray_logging_options,
+    train_logging_config,
+)
 from pauc_ray.train.local_cluster import start_local_cluster
 from pauc_ray.train.run_files import RunFiles, write_json_atomic
 
@@ -61,7 +67,7 @@ def encoder_spec_for(config: TrainConfig, info) -> EncoderSpec:
     )
 
 
-def init_ray() -> None:
+def init_ray(verbose: bool = True) -> None:
     """Connects to the cluster in ``RAY_ADDRESS`` (what ``ray job submit`` sets) or one started
     with ``ray start``, else starts a local one with at least 4 logical CPUs: fractional train
     workers and Ray Data's tasks then fit next to each other on a 2-core machine
@@ -70,14 +76,17 @@ def init_ray() -> None:
     Unlike ``address="auto"``, this never attaches to some other process's private
     ``ray.init()`` cluster (a test session, a notebook) that may vanish mid-run. A cluster it
     starts is one where Ray Train can clean up after killed runs (:mod:`.local_cluster`).
+    ``verbose=False`` keeps Ray's own lines below a warning out of the console
+    (:func:`pauc_ray.train.console.ray_logging_options`).
     """
     if ray.is_initialized():
         return
+    options = ray_logging_options(verbose)
     address = _existing_cluster_address()
     if address is not None:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, **options)
         return
-    start_local_cluster(num_cpus=max(4, os.cpu_count() or 1))
+    start_local_cluster(num_cpus=max(4, os.cpu_count() or 1), **options)
 
 
 def _existing_cluster_address() -> str | None:
@@ -140,10 +149,33 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+def describe_run(config: TrainConfig, info, num_train: int, spec: EncoderSpec, run_dir) -> str:
+    """The console's header: what trains on what, where, and where it goes."""
+    lo, hi = config.worker_range
+    workers = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    model = spec.backbone + (f" (width {spec.width})" if spec.backbone == "convnet" else "")
+    recipe = f", recipe {config.recipe}" if config.recipe else ""
+    gpu = " + 1 GPU" if config.use_gpu else ""
+    return (
+        f"{config.method.upper()} on {config.dataset} ({num_train:,} train rows, {info.kind}s): "
+        f"{model}{recipe}, {config.epochs} epochs, batch {config.batch_size}, "
+        f"{workers} worker(s) x {config.cpus_per_worker:g} CPU{gpu}\nrun folder: {run_dir}"
+    )
+
+
 def run_training(
-    config: TrainConfig, resume: str | None = None, callbacks: list | None = None
+    config: TrainConfig,
+    resume: str | None = None,
+    callbacks: list | None = None,
+    console: bool = False,
+    verbose: bool = False,
 ) -> dict[str, Any]:
-    """Runs (or resumes) one training run; returns the summary (also in ``summary.json``)."""
+    """Runs (or resumes) one training run; returns the summary (also in ``summary.json``).
+
+    Every run follows itself live in ``RUN_DIR/curves.png`` and ``RUN_DIR/tensorboard/``
+    (:mod:`pauc_ray.train.console`). ``console`` prints the header and one line per epoch
+    (and the epoch's progress bar on a terminal); ``verbose`` lets Ray Train log its own
+    INFO lines too."""
     started = time.perf_counter()
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -205,13 +237,14 @@ def run_training(
         name=f"pauc-cluster-{name}",
     )
     spec = encoder_spec_for(config, info)
+    if console:
+        print(describe_run(config, info, num_train, spec, files.root), flush=True)
     # streamed splits: the same seed gives the same batches, Ray Data keeps the files' order
     data_context = ray.data.DataContext.get_current()
     data_context.execution_options.preserve_order = True
-    data_context.enable_progress_bars = (
-        False  # rank 0's epoch bar says it; Ray Data's repeat per epoch
-    )
+    data_context.enable_progress_bars = verbose  # the driver's epoch bar says it
     train_rows, datasets = _train_data(dataset_dir, info, num_train)
+    progress = ProgressChannel()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -224,6 +257,7 @@ def run_training(
             "encoder_spec": spec.to_dict(),
             "cluster_actor": actor,
             "train_rows": train_rows,
+            "progress": progress,
             # Ray Train restores its own latest checkpoint when a run of the same name and
             # storage is started again; this is the fallback when its bookkeeping is gone.
             "resume_from": str(latest) if latest is not None else None,
@@ -240,13 +274,18 @@ def run_training(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
             worker_runtime_env={"env_vars": _worker_env()},
+            logging_config=train_logging_config(verbose),
         ),
         datasets=datasets,
     )
+    previous = json.loads(files.history.read_text()) if files.history.exists() else []
+    monitor = RunMonitor(progress, files.root, config.epochs, console=console, history=previous)
     try:
-        result = trainer.fit()
+        with monitor:
+            result = trainer.fit()
     finally:
         ray.kill(actor)
+        progress.shutdown()
     history = json.loads(files.history.read_text()) if files.history.exists() else []
     final = history[-1] if history else {}
     checkpoint = find_latest_checkpoint(files.root)

@@ -28,7 +28,6 @@ import ray
 import ray.train
 import ray.train.torch
 import torch
-from tqdm import tqdm
 
 from pauc_ray.checkpoint import read_checkpoint
 from pauc_ray.config_io import from_dict
@@ -97,6 +96,8 @@ class _Run:
     per_worker_batch: int
     steps_per_epoch: int
     group: str
+    progress: Any = None  # rank 0's ProgressChannel to the driver (console.py), or None
+    mlflow: Any = None  # rank 0's MLflow module when --mlflow-uri is given
     start_epoch: int = 0
     history: list = field(default_factory=list)
     clustering: Any = None  # the last epoch's clustering result (saved with checkpoints)
@@ -180,6 +181,8 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         per_worker_batch=per_worker_batch,
         steps_per_epoch=steps_per_epoch,
         group=group_token(world),
+        progress=loop_config.get("progress") if rank == 0 else None,
+        mlflow=_mlflow_session(config) if rank == 0 else None,
         start_epoch=start_epoch,
         history=history,
     )
@@ -273,12 +276,6 @@ def _train_epoch(
     stats = _EpochStats(sums={name: 0.0 for name in ("total", *TERM_NAMES)})
     run.model.train()
     start = time.perf_counter()
-    bar = tqdm(
-        total=run.steps_per_epoch,
-        desc=f"epoch {epoch + 1}/{config.epochs}",
-        disable=run.rank != 0,
-        leave=False,
-    )
     for batch in data.batches(run, epoch):
         if stats.steps == run.steps_per_epoch:
             break
@@ -314,9 +311,8 @@ def _train_epoch(
         stats.instance_accuracy += out.instance_accuracy
         stats.prototype_accuracy += out.prototype_accuracy or 0.0
         stats.steps += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{total:.3f}")
-    bar.close()
+        if run.progress is not None:
+            run.progress.step(epoch + 1, stats.steps, run.steps_per_epoch, total)
     stats.seconds = time.perf_counter() - start
     return stats
 
@@ -379,6 +375,11 @@ def _report_epoch(run: _Run, epoch: int, metrics: dict[str, Any], loop_config: d
     if run.rank == 0:
         logger.info("epoch %d: %s", epoch + 1, brief(metrics))
         write_json_atomic(run.files.history, run.history)  # readable while the run goes on
+        if run.progress is not None:
+            run.progress.epoch(reportable(metrics))
+        if run.mlflow is not None:
+            numbers = {k: v for k, v in reportable(metrics).items() if v is not None}
+            run.mlflow.log_metrics({k: float(v) for k, v in numbers.items()}, step=epoch + 1)
     if last or (epoch + 1) % config.checkpoint_every == 0:
         report_with_checkpoint(
             run.rank,
@@ -396,6 +397,34 @@ def _report_epoch(run: _Run, epoch: int, metrics: dict[str, Any], loop_config: d
         run.files.export(
             run.model.encoder_q, run.spec, config, run.history, loop_config["dataset_info"]
         )
+        if run.mlflow is not None:
+            run.mlflow.end_run()
+
+
+def _mlflow_session(config: TrainConfig):
+    """Ray's ``setup_mlflow`` on rank 0 (MLflow run named after the run, the flattened
+    settings as its parameters), or None without ``mlflow_uri``."""
+    if not config.mlflow_uri:
+        return None
+    from ray.air.integrations.mlflow import setup_mlflow
+
+    def flat(data: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    return setup_mlflow(
+        flat(config.to_dict()),
+        tracking_uri=config.mlflow_uri,
+        experiment_name=config.mlflow_experiment,
+        run_name=config.name,
+        create_experiment_if_not_exists=True,
+        rank_zero_only=True,
+    )
 
 
 def _memory_batches(rows, seed: int, epoch: int, rank: int, world: int, batch_size: int):

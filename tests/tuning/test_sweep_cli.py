@@ -19,7 +19,7 @@ def test_optuna_asked_for_but_missing(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` raises ImportError
     code, err = run(capsys, "--search", "optuna", "--out", str(tmp_path / "s"))
     assert code == 2
-    assert OPTUNA_MISSING in err and "pip install optuna" in err
+    assert OPTUNA_MISSING in err and "pip install -e '.[optuna]'" in err
     assert not (tmp_path / "s").exists()
 
 
