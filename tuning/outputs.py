@@ -234,6 +234,54 @@ def plot_parameters(
     return paths
 
 
+def plot_objective_by_trial(
+    path: Path, rows: Sequence[Mapping[str, Any]], objective: Objective
+) -> Path | None:
+    """Each trial's final objective in the order the trials were created, the best so far as
+    a step line, early-stopped trials marked; None when no trial has a value yet."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [
+        (i, r)
+        for i, r in enumerate(rows)
+        if r["status"] != ERROR and r["objective_final"] is not None
+    ]
+    if not scored:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    for status, marker, colour, label in (
+        (COMPLETED, "o", "tab:blue", "completed"),
+        (STOPPED_EARLY, "v", "tab:orange", "stopped early (ASHA)"),
+        (UNFINISHED, "x", "tab:gray", "unfinished"),
+    ):
+        points = [(i, r["objective_final"]) for i, r in scored if r["status"] == status]
+        if points:
+            xs, ys = zip(*points)
+            ax.scatter(xs, ys, marker=marker, color=colour, label=label)
+    pick = max if objective.mode == "max" else min
+    completed = [(i, r["objective_final"]) for i, r in scored if r["status"] == COMPLETED]
+    if completed:
+        best, xs, ys = None, [], []
+        for i, value in completed:
+            best = value if best is None else pick(best, value)
+            xs.append(i)
+            ys.append(best)
+        ax.step(xs, ys, where="post", color="black", lw=1, label="best completed so far")
+    ax.set_xlabel("trial (creation order)")
+    ax.set_ylabel(f"final {objective.describe()}")
+    ax.set_title(f"objective by trial ({len(scored)} trials)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_outputs(
     out: Path,
     rows: Sequence[Mapping[str, Any]],
@@ -245,6 +293,8 @@ def write_outputs(
     out.mkdir(parents=True, exist_ok=True)
     write_results_csv(out / "results.csv", rows)
     plots = plot_parameters(out / "plots", rows, space, objective)
+    by_trial = plot_objective_by_trial(out / "plots" / "objective_by_trial.png", rows, objective)
+    plots += [by_trial] if by_trial is not None else []
     best = best_row(rows, objective)
     default = default_row(rows)
     summary: dict[str, Any] = {

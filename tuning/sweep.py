@@ -349,6 +349,8 @@ def run_sweep(
     scripted use."""
     from ray import tune
 
+    from tuning.console import TrialLines
+
     config = from_dict(TrainConfig, settings.base)
     points: list[dict[str, Any]] = []
     if options.defaults_trial:
@@ -378,7 +380,8 @@ def run_sweep(
             # would fail again; Ray Train already restarts crashed workers within a trial)
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             stop=stopper,
-            verbose=1,
+            verbose=0,  # TrialLines says one line per finished trial instead of Tune's tables
+            callbacks=[TrialLines(settings.objective, options.num_samples)],
         ),
     )
     return _finish(tuner.fit(), out, settings, options)
@@ -397,7 +400,7 @@ def resume_sweep(out: Path, *, retry_errored: bool = False) -> dict[str, Any]:
     data = json.loads(saved.read_text())
     settings = TrialSettings.from_dict(data["settings"])
     options = SweepOptions(**data["options"])
-    init_ray()
+    init_ray(verbose=False)
     tuner = tune.Tuner.restore(
         str(experiment),
         _trainable(settings),
@@ -455,7 +458,7 @@ def prepare_sweep(args: argparse.Namespace) -> tuple[Path, TrialSettings, SweepO
     out = Path(args.out or f"sweeps/sweep-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     if (out / SWEEP_FILE).exists():
         raise SweepError(f"--out {out} already holds a sweep: add --resume, or choose another")
-    init_ray()
+    init_ray(verbose=False)
     plan = plan_trials(
         ray.cluster_resources(),
         workers=args.workers,
@@ -480,8 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("tuning").setLevel(logging.INFO)
     try:
         if args.resume:
             if not args.out:
