@@ -44,12 +44,10 @@ def _scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_epoch_line_has_loss_knn_with_baselines_nemd_and_speed():
-    line = format_epoch(
-        _epoch(
-            3, knn_top1=85.5, raw_knn_top1=84.59, random_init_knn_top1=83.11, nemd=0.9, nemd_nn=0.7
-        ),  # fmt: skip
-        epochs=30,
+    evaluated = _epoch(
+        3, knn_top1=85.5, raw_knn_top1=84.59, random_init_knn_top1=83.11, nemd=0.9, nemd_nn=0.7
     )
+    line = format_epoch(evaluated, epochs=30)
     assert line.startswith("epoch  3/30  loss 2.000 (info_nce 2.000, proto_nce 0.700)")
     assert "kNN 85.50 % (raw 84.59, random init 83.11)" in line
     assert "NEMD 0.900/0.700 nn" in line and "900 samples/s" in line and line.endswith("12 s")
