@@ -44,6 +44,7 @@ class MicroBatcher:
         max_wait_s: the longest a request waits for others before its batch runs.
         on_batch: called with the size of every batch run and the seconds its forward took
             (metrics).
+        on_queued: called with the seconds each request waited before its forward started.
 
     Example:
         >>> batcher = MicroBatcher(model.embed, executor, 64, 0.002)  # doctest: +SKIP
@@ -57,6 +58,7 @@ class MicroBatcher:
         max_batch: int,
         max_wait_s: float,
         on_batch: Callable[[int, float], None] | None = None,
+        on_queued: Callable[[float], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -67,6 +69,7 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
+        self.on_queued = on_queued
         self._pending: collections.deque[_Request] = collections.deque()
         self._pending_items = 0
         self._wakeup = asyncio.Event()
@@ -142,6 +145,10 @@ class MicroBatcher:
             batch = taken[0].inputs
         else:
             batch = np.concatenate([r.inputs for r in taken])
+        if self.on_queued is not None:
+            now = loop.time()
+            for request in taken:
+                self.on_queued(now - request.arrived)
         start = time.perf_counter()
         try:
             out = await loop.run_in_executor(self.executor, self.forward, batch)

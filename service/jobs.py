@@ -152,7 +152,7 @@ class JobStore:
             job.finished = time.time()
             job.status = status  # last, so a reader that sees "done" sees everything else
             self.metrics.jobs_running.dec()
-            self.metrics.jobs_finished.inc(status)
+            self.metrics.jobs_finished.labels(status).inc()
             with self._lock:
                 self._evict()
         logger.info("NEMD job %s %s in %.2fs", job.id, status, job.finished - job.started)

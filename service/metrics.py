@@ -1,198 +1,113 @@
-"""Prometheus metrics in the text exposition format (version 0.0.4), written by hand.
+"""Prometheus metrics of one app, through ``prometheus_client``.
 
-No client library: the few metric types needed are short, and each app gets its own
-:class:`ServiceMetrics` (no process-global registry that tests or two apps would share).
-Updates take a lock, because NEMD jobs report from worker threads.
+Each app gets its own :class:`ServiceMetrics` with its own ``CollectorRegistry`` (no
+process-global registry that tests or two apps would share). Every label value is bounded
+whatever a client sends: routes are the matched route's template (``unmatched`` otherwise),
+methods are the HTTP methods the app serves (``other`` otherwise), statuses are classes
+(``2xx`` ... ``5xx``), models are ids of loaded models only.
 
 Exposed (``GET /metrics``):
 
-- ``pauc_http_requests_total{route,method,status}``: requests by route template (so model ids
-  in paths do not explode the label set; ``unmatched`` for unknown paths).
+- ``pauc_http_requests_total{route,method,status}``: requests.
 - ``pauc_http_request_duration_seconds{route}``: latency histogram, seconds.
+- ``pauc_http_requests_in_flight``: requests being handled now.
 - ``pauc_embed_batch_size``: histogram of inputs per model forward (micro-batches).
+- ``pauc_embed_queue_seconds``: histogram of how long an input waited for its forward.
 - ``pauc_embed_inputs_total{model}``: inputs embedded.
 - ``pauc_embed_forward_seconds_total``: time spent in model forwards (its rate is the share of
   the forward thread that is busy: near 1 means the model, not HTTP, limits throughput).
 - ``pauc_nemd_jobs_running``, ``pauc_nemd_jobs_queued``: gauges.
-- ``pauc_nemd_jobs_total{status}``: finished jobs, ``done`` or ``failed``.
+- ``pauc_nemd_jobs_total{status}``: finished jobs, ``done``, ``failed`` or ``cancelled``.
 - ``pauc_models_loaded``: gauge.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
-import threading
-from collections.abc import Sequence
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
-__all__ = ["CONTENT_TYPE", "Counter", "Gauge", "Histogram", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE", "METHODS", "ServiceMetrics", "method_label", "status_label"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+QUEUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
+def method_label(method: str) -> str:
+    """The method as a label: one of :data:`METHODS`, else ``other``."""
+    return method if method in METHODS else "other"
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(str(v))}"' for n, v in zip(names, values)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-class _Metric:
-    kind = "untyped"
-
-    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
-        self.name = name
-        self.help = help
-        self.label_names = tuple(labels)
-        self._lock = threading.Lock()
-
-    def _key(self, labels: Sequence[str]) -> tuple[str, ...]:
-        if len(labels) != len(self.label_names):
-            raise ValueError(f"{self.name} takes labels {self.label_names}, got {labels}")
-        return tuple(str(v) for v in labels)
-
-    def _header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
-        super().__init__(name, help, labels)
-        self._values: dict[tuple[str, ...], float] = {}
-
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, *labels: str) -> float:
-        return self._values.get(self._key(labels), 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        lines = self._header()
-        lines += [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
-        return lines
-
-
-class Gauge(Counter):
-    kind = "gauge"
-
-    def set(self, value: float, *labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = float(value)
-
-    def dec(self, *labels: str, amount: float = 1.0) -> None:
-        self.inc(*labels, amount=-amount)
-
-    def render(self) -> list[str]:
-        if not self._values and not self.label_names:
-            self.set(0.0)
-        return super().render()
-
-
-class Histogram(_Metric):
-    kind = "histogram"
-
-    def __init__(
-        self, name: str, help: str, buckets: Sequence[float], labels: Sequence[str] = ()
-    ) -> None:
-        super().__init__(name, help, labels)
-        self.buckets = tuple(sorted(buckets))
-        # per label set: counts per bucket (not cumulative) + overflow, sum
-        self._counts: dict[tuple[str, ...], list[int]] = {}
-        self._sums: dict[tuple[str, ...], float] = {}
-
-    def observe(self, value: float, *labels: str) -> None:
-        key = self._key(labels)
-        index = bisect.bisect_left(self.buckets, value)  # buckets are upper bounds, inclusive
-        with self._lock:
-            counts = self._counts.setdefault(key, [0] * (len(self.buckets) + 1))
-            counts[index] += 1
-            self._sums[key] = self._sums.get(key, 0.0) + value
-
-    def count(self, *labels: str) -> int:
-        return sum(self._counts.get(self._key(labels), []))
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted((k, list(v), self._sums[k]) for k, v in self._counts.items())
-        lines = self._header()
-        for key, counts, total in items:
-            cumulative = 0
-            for bound, n in zip((*self.buckets, math.inf), counts):
-                cumulative += n
-                le = _labels(self.label_names, key, f'le="{_number(bound)}"')
-                lines.append(f"{self.name}_bucket{le} {cumulative}")
-            labels = _labels(self.label_names, key)
-            lines.append(f"{self.name}_sum{labels} {_number(total)}")
-            lines.append(f"{self.name}_count{labels} {cumulative}")
-        return lines
+def status_label(status: int) -> str:
+    """``2xx``, ``3xx``, ``4xx`` or ``5xx`` (``5xx`` for anything out of range)."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else "5xx"
 
 
 class ServiceMetrics:
-    """The metrics of one app."""
+    """The metrics of one app, registered in its own registry."""
 
     def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
         self.requests = Counter(
-            "pauc_http_requests_total",
-            "HTTP requests by route template, method and status code.",
+            "pauc_http_requests",
+            "HTTP requests by route template, method and status class.",
             ("route", "method", "status"),
+            registry=r,
         )
         self.latency = Histogram(
             "pauc_http_request_duration_seconds",
             "HTTP request latency in seconds, by route template.",
-            LATENCY_BUCKETS,
             ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "pauc_http_requests_in_flight", "HTTP requests being handled now.", registry=r
         )
         self.batch_size = Histogram(
-            "pauc_embed_batch_size", "Inputs per model forward (micro-batch size).", BATCH_BUCKETS
+            "pauc_embed_batch_size",
+            "Inputs per model forward (micro-batch size).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
         )
-        self.embedded = Counter("pauc_embed_inputs_total", "Inputs embedded, by model.", ("model",))
+        self.queue_seconds = Histogram(
+            "pauc_embed_queue_seconds",
+            "Seconds an /embed input waited for its model forward.",
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.embedded = Counter(
+            "pauc_embed_inputs", "Inputs embedded, by model.", ("model",), registry=r
+        )
         self.forward_seconds = Counter(
-            "pauc_embed_forward_seconds_total", "Seconds spent in /embed model forwards."
+            "pauc_embed_forward_seconds", "Seconds spent in /embed model forwards.", registry=r
         )
-        self.jobs_running = Gauge("pauc_nemd_jobs_running", "NEMD jobs running now.")
-        self.jobs_queued = Gauge("pauc_nemd_jobs_queued", "NEMD jobs waiting for a worker.")
+        self.jobs_running = Gauge("pauc_nemd_jobs_running", "NEMD jobs running now.", registry=r)
+        self.jobs_queued = Gauge(
+            "pauc_nemd_jobs_queued", "NEMD jobs waiting for a worker.", registry=r
+        )
         self.jobs_finished = Counter(
-            "pauc_nemd_jobs_total", "NEMD jobs finished, by final status.", ("status",)
+            "pauc_nemd_jobs", "NEMD jobs finished, by final status.", ("status",), registry=r
         )
-        self.models_loaded = Gauge("pauc_models_loaded", "Models loaded and served.")
+        self.models_loaded = Gauge("pauc_models_loaded", "Models loaded and served.", registry=r)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method_label(method), status_label(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
-        self.forward_seconds.inc(amount=seconds)
+        self.forward_seconds.inc(seconds)
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for metric in (
-            self.requests,
-            self.latency,
-            self.batch_size,
-            self.embedded,
-            self.forward_seconds,
-            self.jobs_running,
-            self.jobs_queued,
-            self.jobs_finished,
-            self.models_loaded,
-        ):
-            lines += metric.render()
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        """The exposition in Prometheus's text format."""
+        return generate_latest(self.registry)

@@ -43,6 +43,8 @@ class ServiceMiddleware:
             return
         started = time.perf_counter()
         status = 500  # if the app raises before responding, the server sends a 500
+        metrics = self.state.metrics
+        metrics.in_flight.inc()
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -53,10 +55,9 @@ class ServiceMiddleware:
         try:
             await self._handle(scope, receive, send_and_record)
         finally:
+            metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            metrics = self.state.metrics
-            metrics.requests.inc(route, scope["method"], str(status))
-            metrics.latency.observe(time.perf_counter() - started, route)
+            metrics.observe_request(route, scope["method"], status, time.perf_counter() - started)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)

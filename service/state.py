@@ -104,6 +104,7 @@ class ServiceState:
                 self.settings.max_batch,
                 self.settings.max_wait_ms / 1000.0,
                 on_batch=self.metrics.observe_batch,
+                on_queued=self.metrics.queue_seconds.observe,
             )
             self._batchers[key] = batcher
         return batcher

@@ -156,7 +156,7 @@ async def embed(request: Request, state: StateDep) -> JSONResponse:
             "content-type",
         )
     embeddings = await state.batcher(served, representation).submit(inputs)
-    state.metrics.embedded.inc(served.id, amount=len(inputs))
+    state.metrics.embedded.labels(served.id).inc(len(inputs))
     return JSONResponse(
         {
             "model": served.id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from service.metrics import CONTENT_TYPE
 from service.state import StateDep
@@ -12,5 +12,5 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(state: StateDep) -> PlainTextResponse:
-    return PlainTextResponse(state.metrics.render(), media_type=CONTENT_TYPE)
+async def metrics(state: StateDep) -> Response:
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)

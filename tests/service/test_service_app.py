@@ -128,21 +128,52 @@ def test_unknown_routes_and_methods(client):
 
 
 def test_metrics_count_requests_by_route_and_status(client):
+    def count(line_start: str) -> float:
+        lines = client.get("/metrics").text.splitlines()
+        return next((float(ln.split()[-1]) for ln in lines if ln.startswith(line_start)), 0.0)
+
+    ok = 'pauc_http_requests_total{method="POST",route="/embed",status="2xx"}'
+    bad = 'pauc_http_requests_total{method="POST",route="/embed",status="4xx"}'
+    route = "/models/{model_id:path}/nemd"  # the template, not the id
+    missing = f'pauc_http_requests_total{{method="GET",route="{route}",status="4xx"}}'
+    before = {key: count(key) for key in (ok, bad, missing)}
     client.get("/healthz")
     client.post("/embed", json={"model": VECTOR_ID, "inputs": [[0, 0, 1]]})
     client.post("/embed", json={"model": VECTOR_ID, "inputs": []})
     client.get("/models/x/y/nemd")
-    text = client.get("/metrics").text
-    lines = text.splitlines()
-    assert 'pauc_http_requests_total{route="/embed",method="POST",status="200"}' in text
-    assert 'pauc_http_requests_total{route="/embed",method="POST",status="422"}' in text
-    route = "/models/{model_id:path}/nemd"  # the template, not the id
-    assert f'pauc_http_requests_total{{route="{route}",method="GET",status="404"}}' in text
+    assert {key: count(key) - before[key] for key in before} == {ok: 1, bad: 1, missing: 1}
+    lines = client.get("/metrics").text.splitlines()
     assert any(
-        line.startswith('pauc_http_request_duration_seconds_bucket{route="/embed"')
+        line.startswith('pauc_http_request_duration_seconds_bucket{le="0.001",route="/embed"')
         for line in lines
     )
     assert any(line.startswith("pauc_embed_batch_size_count ") for line in lines)
-    assert f'pauc_embed_inputs_total{{model="{VECTOR_ID}"}}' in text
-    assert "pauc_nemd_jobs_running 0" in lines and "pauc_models_loaded 2" in lines
+    assert any(line.startswith("pauc_embed_queue_seconds_count ") for line in lines)
+    assert any(line.startswith(f'pauc_embed_inputs_total{{model="{VECTOR_ID}"}}') for line in lines)
+    assert "pauc_nemd_jobs_running 0.0" in lines and "pauc_models_loaded 2.0" in lines
+    assert "pauc_http_requests_in_flight 1.0" in lines  # this /metrics request itself
+
+
+def test_metric_labels_stay_bounded_whatever_a_client_sends(client):
+    import re
+
+    from service.metrics import METHODS
+
+    for i in range(30):
+        client.get(f"/no/such/route/{i}")
+        client.request("BREW", f"/models/{i}")
+        client.get(f"/models/unknown-{i}/nemd")
+        client.post("/embed", json={"model": f"unknown-{i}", "inputs": [[0, 0, 1]]})
+    lines = [ln for ln in client.get("/metrics").text.splitlines() if ln.startswith("pauc_")]
+    assert not any("unknown-" in ln or "/no/such" in ln or "BREW" in ln for ln in lines)
+    paths = client.get("/openapi.json").json()["paths"]  # OpenAPI drops the ":path" converter
+    templates = {p.replace("{model_id}", "{model_id:path}") for p in paths} | set(paths)
+    templates |= {"/openapi.json", "unmatched"}
+    for line in lines:
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.partition(" ")[0]))
+        assert labels.get("route", "unmatched") in templates, line
+        assert labels.get("method", "GET") in METHODS | {"other"}, line
+        assert labels.get("status", "2xx") in {"2xx", "3xx", "4xx", "5xx"}, line
+    assert any('method="other"' in ln for ln in lines)
+
     assert client.get("/metrics").headers["content-type"].startswith("text/plain; version=0.0.4")

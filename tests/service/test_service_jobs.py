@@ -21,6 +21,10 @@ from service.registry import ModelRegistry
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def _sample(store, name: str, **labels) -> float:
+    return store.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
 def wait_for(job, states=("done", "failed"), timeout=30.0):
     deadline = time.monotonic() + timeout
     while job.status not in states:
@@ -46,14 +50,14 @@ def test_a_job_runs_off_the_caller_and_reports(store):
 
     job = store.submit("m", {"kind": "inputs", "count": 3}, {"seed": 0}, work)
     wait_for(job, ("running",))
-    assert store.metrics.jobs_running.value() == 1 and job.view()["finished"] is None
+    assert _sample(store, "pauc_nemd_jobs_running") == 1 and job.view()["finished"] is None
     release.set()
     wait_for(job)
     view = job.view()
     assert view["status"] == "done" and view["reports"] == [1]
     assert view["plot"] == f"/nemd/{job.id}/plot.png" and view["seconds"] >= 0
-    assert store.get(job.id) is job and store.metrics.jobs_finished.value("done") == 1
-    assert store.metrics.jobs_running.value() == 0
+    assert store.get(job.id) is job and _sample(store, "pauc_nemd_jobs_total", status="done") == 1
+    assert _sample(store, "pauc_nemd_jobs_running") == 0
 
 
 def test_a_failing_job_records_its_error(store):
@@ -62,7 +66,9 @@ def test_a_failing_job_records_its_error(store):
 
     job = wait_for(store.submit("m", {}, {}, work))
     assert job.status == "failed" and job.error == "all points fell into one prototype"
-    assert "reports" not in job.view() and store.metrics.jobs_finished.value("failed") == 1
+    assert (
+        "reports" not in job.view() and _sample(store, "pauc_nemd_jobs_total", status="failed") == 1
+    )
 
 
 def test_pending_jobs_are_bounded_and_old_ones_dropped(store):
