@@ -30,11 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args, os.environ)
     except SettingsError as exc:
         parser.error(str(exc))
+    from service.middleware import RequestIdFilter
+
     logging.basicConfig(
         stream=sys.stderr,
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
     )
+    for handler in logging.getLogger().handlers:  # every record says which request it is of
+        handler.addFilter(RequestIdFilter())
     # this process serves and nothing else, so it may set process-wide things
     sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
     # imported after the settings are checked: a bad flag should not wait for torch
@@ -47,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.access_log,
+        access_log=False,  # the service writes its own, with the request id (middleware.py)
         log_config=None,  # keep the logging configured above
     )
     return 0

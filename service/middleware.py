@@ -1,14 +1,25 @@
-"""One ASGI layer around the app: request metrics, the optional API key, the body size limit.
+"""One ASGI layer around the app: request ids, request metrics and the access log, the optional
+API key, the body size limit.
 
 Pure ASGI (no ``BaseHTTPMiddleware``), so it adds no task per request and sees the status of
 every response, the 401s and 413s it sends itself included. The route label is the matched
 route's template (``/models/{model_id:path}/nemd``), read from the scope after routing.
+
+Every request gets an id: the client's ``X-Request-ID`` when it is 1-128 printable ASCII
+characters, else a new one. It is echoed in the response's ``X-Request-ID``, set in
+:data:`request_id` for the request's duration (:class:`RequestIdFilter` adds it to every log
+record as ``request_id``) and written in the access line (logger ``service.access``, one line
+per request when ``access_log`` is on).
 """
 
 from __future__ import annotations
 
+import contextvars
 import hmac
+import logging
+import re
 import time
+import uuid
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -18,10 +29,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import error_body
 from service.state import ServiceState
 
-__all__ = ["OPEN_PATHS", "ServiceMiddleware"]
+__all__ = ["OPEN_PATHS", "REQUEST_ID_HEADER", "RequestIdFilter", "ServiceMiddleware", "request_id"]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 API_KEY_HEADER = "x-api-key"
+REQUEST_ID_HEADER = "x-request-id"
+_GOOD_ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces: safe in logs
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+access_logger = logging.getLogger("service.access")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` (the current request's id, ``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+def _request_id(headers: Headers) -> str:
+    given = headers.get(REQUEST_ID_HEADER)
+    return given if given is not None and _GOOD_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def _presented_key(headers: Headers) -> str | None:
@@ -45,19 +73,36 @@ class ServiceMiddleware:
         status = 500  # if the app raises before responding, the server sends a 500
         metrics = self.state.metrics
         metrics.in_flight.inc()
+        rid = _request_id(Headers(scope=scope))
+        token = request_id.set(rid)
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), rid.encode()),
+                ]
             await send(message)
 
         try:
             await self._handle(scope, receive, send_and_record)
         finally:
+            seconds = time.perf_counter() - started
             metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            metrics.observe_request(route, scope["method"], status, time.perf_counter() - started)
+            metrics.observe_request(route, scope["method"], status, seconds)
+            if self.state.settings.access_log:
+                access_logger.info(
+                    "%s %s %s %d %.1f ms",
+                    rid,
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    1e3 * seconds,
+                )
+            request_id.reset(token)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)

@@ -59,7 +59,8 @@ class ServiceSettings(BaseSettings):
             at Python's default (5 ms) a busy event loop keeps the forward thread waiting for
             the GIL between the model's layers (measured here: a ResNet-18 forward next to a
             busy Python thread ran 15x slower). Set by ``python -m service`` only.
-        access_log: uvicorn's per-request log lines.
+        access_log: one log line per request (``service.access``: request id, method, path,
+            status, milliseconds).
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
     """
 
@@ -105,7 +106,7 @@ class ServiceSettings(BaseSettings):
         allow_inf_nan=False,
         description="Python's GIL switch interval in ms (sys.setswitchinterval)",
     )
-    access_log: bool = Field(True, description="uvicorn access log")
+    access_log: bool = Field(True, description="one log line per request, with its request id")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug, info, warning or error"
     )

@@ -177,3 +177,18 @@ def test_metric_labels_stay_bounded_whatever_a_client_sends(client):
     assert any('method="other"' in ln for ln in lines)
 
     assert client.get("/metrics").headers["content-type"].startswith("text/plain; version=")
+
+
+def test_request_ids_are_echoed_generated_and_logged(client, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="service.access")
+    given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = client.get("/models", headers={"X-Request-ID": "has spaces\tand tabs"})
+    new = made.headers["x-request-id"]
+    assert new != "has spaces\tand tabs" and len(new) == 32  # refused, a fresh one instead
+    assert client.get("/nothing").headers["x-request-id"] not in (new, "abc-123")
+    lines = [r.getMessage() for r in caplog.records if r.name == "service.access"]
+    assert any(line.startswith("abc-123 GET /healthz 200 ") for line in lines)
+    assert any(line.startswith(f"{new} GET /models 200 ") for line in lines)
