@@ -19,7 +19,7 @@ from fastapi import FastAPI
 import pauc_ray
 from service.errors import install_error_handlers
 from service.middleware import ServiceMiddleware
-from service.routes import datasets, embed, health, metrics, models, nemd
+from service.routes import datasets, embed, health, metrics, models, nemd, openai
 from service.settings import ServiceSettings
 from service.state import ServiceState
 
@@ -57,7 +57,7 @@ def create_app(settings: ServiceSettings, *, load_in_background: bool = True) ->
     )
     app.state.service = state
     install_error_handlers(app)
-    for module in (health, models, datasets, embed, nemd, metrics):
+    for module in (health, models, datasets, embed, openai, nemd, metrics):
         app.include_router(module.router)
     app.add_middleware(ServiceMiddleware, state=state)
     return app

@@ -22,6 +22,8 @@ __all__ = [
     "ModelEntry",
     "NemdAccepted",
     "NemdRequest",
+    "OpenAIEmbeddingsRequest",
+    "OpenAIEmbeddingsResponse",
 ]
 
 _NEMD = NEMDConfig()
@@ -72,6 +74,53 @@ class EmbedResponse(BaseModel):
     dimension: int = Field(description="embedding size D")
     count: int = Field(description="number of embeddings N")
     embeddings: list[list[float]] = Field(description="(N, D), each row L2-normalised")
+
+
+class OpenAIEmbeddingsRequest(_Strict):
+    """``POST /v1/embeddings`` in OpenAI's request shape (``input`` as one or more image data
+    URIs or base64 strings, or one or more vectors)."""
+
+    model: str = Field(min_length=1, max_length=512, description="model id (GET /models)")
+    input: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "description": "one image: a data URI or base64"},
+                    {"type": "array", "items": {"type": "string"}, "description": "images"},
+                    {"type": "array", "items": {"type": "number"}, "description": "one vector"},
+                    {
+                        "type": "array",
+                        "items": {"type": "array", "items": {"type": "number"}},
+                        "description": "vectors",
+                    },
+                ]
+            }
+        ),
+    ] = Field(description="what to embed, in the model's input kind (GET /models)")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="float: lists of numbers; base64: little-endian float32 bytes"
+    )
+    representation: Representation = Field("backbone", description=_REPRESENTATION_DOC)
+    user: str | None = Field(None, max_length=256, description="accepted and ignored")
+
+
+class OpenAIEmbedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class OpenAIUsage(BaseModel):
+    prompt_tokens: int = Field(description="inputs embedded (one per input)")
+    total_tokens: int = Field(description="the same")
+
+
+class OpenAIEmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIEmbedding]
+    model: str
+    usage: OpenAIUsage
 
 
 class NemdRequest(_Strict):
