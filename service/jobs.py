@@ -1,10 +1,17 @@
 """NEMD jobs: queued, run in a thread pool off the event loop, kept for a while for polling.
 
-A job goes ``queued -> running -> done | failed``. The pool has ``nemd_workers`` threads;
+A job goes ``queued -> running -> done | failed | cancelled``. The pool has ``nemd_workers``
+threads;
 embedding, faiss k-means and the Sinkhorn solver spend their time in native code that releases
 the GIL, so ``/embed`` stays responsive while a job runs. At most ``nemd_max_pending`` jobs
 are queued or running (``POST /nemd`` answers 429 beyond that) and the last
 ``nemd_keep_jobs`` finished ones are kept. Jobs live in memory: a restart forgets them.
+
+A job stops early, and says so in ``error``, when it is cancelled (``DELETE /nemd/{id}``) or runs
+past ``nemd_time_limit_s``: its work calls :meth:`NemdJob.check` between stages (each chunk of
+the embedding, the clustering, each clustering's NEMD), so it stops at the next stage boundary;
+a stage in native code (one faiss k-means call, one clustering's Sinkhorn) runs to its end, which
+the up-front cost limits of ``POST /nemd`` keep short.
 """
 
 from __future__ import annotations
@@ -27,10 +34,20 @@ __all__ = ["JOB_ID_PATTERN", "JobStore", "NemdJob"]
 logger = logging.getLogger(__name__)
 
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
 
-# What a job runs: returns (result dict, plot PNG bytes).
-Work = Callable[[], tuple[dict[str, Any], bytes]]
+# What a job runs: called with the job's check (raises JobStopped when the job must stop);
+# returns (result dict, plot PNG bytes).
+Work = Callable[[Callable[[], None]], tuple[dict[str, Any], bytes]]
+
+
+class JobStopped(Exception):
+    """Raised inside a job's work by :meth:`NemdJob.check`: cancelled or out of time."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -54,6 +71,23 @@ class NemdJob:
     error: str | None = None
     result: dict[str, Any] | None = None
     plot_png: bytes | None = field(default=None, repr=False)
+    time_limit_s: float | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def check(self) -> None:
+        """Raises :class:`JobStopped` when the job was cancelled or is past its time limit."""
+        if self.cancel_requested.is_set():
+            raise JobStopped(CANCELLED, "cancelled by DELETE /nemd/{id}")
+        if (
+            self.time_limit_s is not None
+            and self.started is not None
+            and time.time() - self.started > self.time_limit_s
+        ):
+            raise JobStopped(
+                FAILED,
+                f"stopped after {time.time() - self.started:.1f} s: past the time limit of "
+                f"{self.time_limit_s:g} s (--nemd-time-limit-s)",
+            )
 
     def view(self) -> dict[str, Any]:
         """The body of ``GET /nemd/{id}``."""
@@ -80,7 +114,15 @@ class NemdJob:
 class JobStore:
     """The jobs of one app and the pool that runs them."""
 
-    def __init__(self, workers: int, max_pending: int, keep: int, metrics: ServiceMetrics):
+    def __init__(
+        self,
+        workers: int,
+        max_pending: int,
+        keep: int,
+        metrics: ServiceMetrics,
+        time_limit_s: float | None = None,
+    ):
+        self.time_limit_s = time_limit_s
         self.workers = workers
         self.max_pending = max_pending
         self.keep = keep
@@ -114,7 +156,13 @@ class JobStore:
         """Queues ``work``; ``ApiError(429)`` when ``max_pending`` jobs are unfinished."""
         if self._executor is None:
             raise ApiError(503, "the service is not started", headers={"Retry-After": "1"})
-        job = NemdJob(id=uuid.uuid4().hex, model=model, source=source, settings=settings)
+        job = NemdJob(
+            id=uuid.uuid4().hex,
+            model=model,
+            source=source,
+            settings=settings,
+            time_limit_s=self.time_limit_s,
+        )
         with self._lock:
             unfinished = sum(j.status in (QUEUED, RUNNING) for j in self._jobs.values())
             if unfinished >= self.max_pending:
@@ -131,8 +179,15 @@ class JobStore:
         logger.info("NEMD job %s queued for model %s (%s)", job.id, model, source)
         return job
 
+    def cancel(self, job: NemdJob) -> NemdJob:
+        """Asks ``job`` to stop: a queued job is cancelled at once, a running one at its next
+        stage boundary; a finished job is left as it is."""
+        job.cancel_requested.set()
+        logger.info("NEMD job %s: cancel requested (%s)", job.id, job.status)
+        return job
+
     def _evict(self) -> None:
-        finished = [j for j in self._jobs.values() if j.status in (DONE, FAILED)]
+        finished = [j for j in self._jobs.values() if j.status in FINISHED]
         for job in finished[: max(0, len(finished) - self.keep)]:
             del self._jobs[job.id]
 
@@ -143,8 +198,12 @@ class JobStore:
         job.status = RUNNING
         status = FAILED
         try:
-            job.result, job.plot_png = work()
+            job.check()  # cancelled while it was queued
+            job.result, job.plot_png = work(job.check)
             status = DONE
+        except JobStopped as stop:
+            status, job.error = stop.status, str(stop)
+            logger.info("NEMD job %s %s: %s", job.id, stop.status, stop)
         except Exception as exc:  # recorded in the job and logged: a job never takes the server
             job.error = " ".join(str(exc).split()) or type(exc).__name__
             logger.warning("NEMD job %s failed: %s", job.id, job.error, exc_info=True)

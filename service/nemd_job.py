@@ -58,6 +58,7 @@ def run_nemd(
     served: ServedModel,
     load_inputs: Callable[[], np.ndarray],
     settings: NemdSettings,
+    check: Callable[[], None] = lambda: None,
     forward: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """Runs a job (blocking). Returns ``(result, plot PNG)``.
@@ -66,6 +67,7 @@ def run_nemd(
         served: the model.
         load_inputs: returns the raw inputs (N, ...) (a dataset is read here, in the job).
         settings: clusterings and NEMD settings.
+        check: called between stages; raises to stop the job (cancelled, out of time).
         forward: embeds raw inputs (default ``served.embed``).
     """
     forward = forward or served.embed
@@ -76,16 +78,20 @@ def run_nemd(
         raise ValueError(
             f"num_clusters: K={max(settings.num_clusters)} needs at least that many points, got {n}"
         )
-    embeddings = np.concatenate(
-        [forward(inputs[i : i + EMBED_CHUNK]) for i in range(0, n, EMBED_CHUNK)]
-    )
+    chunks = []
+    for i in range(0, n, EMBED_CHUNK):
+        check()
+        chunks.append(forward(inputs[i : i + EMBED_CHUNK]))
+    embeddings = np.concatenate(chunks)
     embedded = time.perf_counter()
+    check()
     found = nemd_per_clustering(
         embeddings,
         settings.num_clusters,
         settings.nemd_config(),
         seed=settings.seed,
         return_matrix=True,
+        check=check,
     )
     reports, figure_rows = [], []
     for clustering in found.clusterings:

@@ -52,6 +52,11 @@ class ServiceSettings(BaseSettings):
         nemd_workers: NEMD jobs running at once (threads, off the event loop).
         nemd_max_pending: queued plus running NEMD jobs at most (429 beyond it).
         nemd_keep_jobs: finished jobs kept for ``GET /nemd/{id}`` (oldest dropped first).
+        nemd_time_limit_s: a job running longer stops at its next stage and says so.
+        nemd_max_work: the most point pairs a job's Sinkhorn may compare, summed over its
+            clusterings (prototype pairs x points per prototype squared); checked up front.
+        nemd_max_clusters: K of a clustering at most.
+        nemd_max_matrix: K at most for a job that returns its K x K matrix (``matrix: true``).
         discovery_depth: how deep under ``models`` run folders are looked for.
         torch_threads: torch's intra-op threads; ``0`` keeps torch's default.
         switch_interval_ms: Python's GIL switch interval in the server process
@@ -95,6 +100,16 @@ class ServiceSettings(BaseSettings):
     nemd_workers: int = Field(1, ge=1, description="NEMD jobs running at once")
     nemd_max_pending: int = Field(8, ge=1, description="queued plus running NEMD jobs at most")
     nemd_keep_jobs: int = Field(100, ge=1, description="finished NEMD jobs kept")
+    nemd_time_limit_s: float = Field(
+        600.0, gt=0, allow_inf_nan=False, description="seconds a NEMD job may run"
+    )
+    nemd_max_work: float = Field(
+        2e9, gt=0, allow_inf_nan=False, description="point pairs a NEMD job may compare"
+    )
+    nemd_max_clusters: int = Field(5000, ge=2, description="K of a NEMD clustering at most")
+    nemd_max_matrix: int = Field(
+        500, ge=2, description="K at most for a NEMD job returning its K x K matrix"
+    )
     discovery_depth: int = Field(
         4, ge=1, description="folder levels under --models searched for runs"
     )

@@ -41,6 +41,7 @@ class ServiceState:
             settings.nemd_max_pending,
             settings.nemd_keep_jobs,
             self.metrics,
+            time_limit_s=settings.nemd_time_limit_s,
         )
         self.ready = False
         self.load_error: str | None = None

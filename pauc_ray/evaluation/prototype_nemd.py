@@ -11,7 +11,7 @@ training does.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,9 +57,11 @@ def nemd_per_clustering(
     niter: int = 20,
     use_gpu: bool | None = None,
     return_matrix: bool = False,
+    check: Callable[[], None] | None = None,
 ) -> PrototypeNEMD:
     """k-means of ``embeddings`` (N, D) into each K of ``num_clusters``, then the NEMD report of
-    each clustering (``nemd``, with its own seed for the subsamples).
+    each clustering (``nemd``, with its own seed for the subsamples). ``check`` is called before
+    each clustering's NEMD; it may raise to stop (a cancelled service job).
 
     Raises:
         ValueError: a K below 2 or above N, or a clustering NEMD cannot use (named by its K).
@@ -76,6 +78,8 @@ def nemd_per_clustering(
     clustered = time.perf_counter()
     out = []
     for k, clustering in zip(ks, found):
+        if check is not None:
+            check()
         assignments = np.asarray(clustering.assignments, dtype=np.int64)
         try:
             report = nemd_report(embeddings, assignments, nemd, return_matrix=return_matrix)

@@ -1,7 +1,8 @@
-"""``POST /nemd`` (start a job, 202), ``GET /nemd/{id}`` (status, report), ``GET
-/nemd/{id}/plot.png`` (the figure). Everything a request can get wrong is checked here, before
-the job is queued, so a job fails only on what cannot be known in advance (e.g. all points
-falling into one prototype).
+"""``POST /nemd`` (start a job, 202), ``GET /nemd/{id}`` (status, report), ``DELETE
+/nemd/{id}`` (cancel), ``GET /nemd/{id}/plot.png`` (the figure). Everything a request can get
+wrong is checked here, before the job is queued, so a job fails only on what cannot be known in
+advance (e.g. all points falling into one prototype). Its cost is bounded up front: K per
+clustering, the K x K matrix, and the point pairs its Sinkhorn compares (:func:`job_work`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Response
 
 from service.errors import ApiError
 from service.inputs import parse_items
-from service.jobs import DONE, FAILED
+from service.jobs import DONE, FAILED, FINISHED
 from service.nemd_job import NemdSettings, run_nemd
 from service.registry import ServedModel
 from service.routes.embed import INLINE_ITEMS
@@ -37,6 +38,45 @@ def _check_enough(points: int, num_clusters: list[int], what: str) -> None:
         )
 
 
+def job_work(num_clusters: list[int], max_pairs: int | None, max_points: int | None, rows: int):
+    """The point pairs a job's Sinkhorn compares at most: per clustering, the prototype pairs
+    evaluated times the points kept per prototype, squared (every point of a prototype is
+    compared with every point of the other's)."""
+    total = 0.0
+    for k in num_clusters:
+        pairs = k * (k - 1) / 2 if max_pairs is None else min(max_pairs, k * (k - 1) / 2)
+        points = rows if max_points is None else min(max_points, rows)
+        total += pairs * float(points) ** 2
+    return total
+
+
+def _check_cost(body: NemdRequest, rows: int, state: ServiceState) -> None:
+    settings = state.settings
+    k = max(body.num_clusters)
+    if k > settings.nemd_max_clusters:
+        raise ApiError(
+            422,
+            f"num_clusters: K={k}, at most {settings.nemd_max_clusters} (--nemd-max-clusters)",
+            "num_clusters",
+        )
+    if body.matrix and k > settings.nemd_max_matrix:
+        raise ApiError(
+            422,
+            f"matrix: a {k} x {k} matrix is too large to return; at most K="
+            f"{settings.nemd_max_matrix} with matrix: true (--nemd-max-matrix)",
+            "matrix",
+        )
+    work = job_work(body.num_clusters, body.max_pairs, body.max_points, rows)
+    if work > settings.nemd_max_work:
+        raise ApiError(
+            422,
+            f"max_pairs: the job would compare up to {work:.3g} point pairs, more than the "
+            f"{settings.nemd_max_work:.3g} allowed (--nemd-max-work); lower max_pairs or "
+            "max_points, or use fewer clusterings",
+            "max_pairs",
+        )
+
+
 async def _from_inputs(body: NemdRequest, served: ServedModel, state: ServiceState):
     args = (body.inputs, served.input_kind, served.input_shape, state.settings.nemd_max_inputs)
     if len(body.inputs or ()) > INLINE_ITEMS:
@@ -44,6 +84,7 @@ async def _from_inputs(body: NemdRequest, served: ServedModel, state: ServiceSta
     else:
         inputs = parse_items(*args)
     _check_enough(len(inputs), body.num_clusters, "got")
+    _check_cost(body, len(inputs), state)
     return {"kind": "inputs", "count": len(inputs)}, lambda: inputs
 
 
@@ -69,6 +110,7 @@ async def _from_dataset(body: NemdRequest, served: ServedModel, state: ServiceSt
     total = info.counts[body.split]
     rows = min(total, state.settings.nemd_max_rows)
     _check_enough(rows, body.num_clusters, f"split {body.split!r} has")
+    _check_cost(body, rows, state)
     source = {"kind": "dataset", "dataset": name, "split": body.split, "rows": rows}
     source["rows_total"] = total
 
@@ -117,6 +159,16 @@ async def get_nemd(job_id: str, state: StateDep) -> dict[str, Any]:
     """Status (``queued``, ``running``, ``done``, ``failed``); when done, the reports: one per
     K, with the CLI's fields plus ``num_clusters``."""
     return _job(state, job_id).view()
+
+
+@router.delete("/nemd/{job_id}", status_code=202, responses=_ERRORS)
+async def cancel_nemd(job_id: str, state: StateDep) -> dict[str, Any]:
+    """Cancels a job: a queued one at once, a running one at its next stage (poll it until its
+    status is ``cancelled``); a finished job is a 409."""
+    job = _job(state, job_id)
+    if job.status in FINISHED:
+        raise ApiError(409, f"job_id: job {job.id} already {job.status}", "job_id")
+    return state.jobs.cancel(job).view()
 
 
 @router.get(

@@ -25,7 +25,7 @@ def _sample(store, name: str, **labels) -> float:
     return store.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def wait_for(job, states=("done", "failed"), timeout=30.0):
+def wait_for(job, states=("done", "failed", "cancelled"), timeout=30.0):
     deadline = time.monotonic() + timeout
     while job.status not in states:
         assert time.monotonic() < deadline, f"job still {job.status}"
@@ -44,7 +44,7 @@ def store():
 def test_a_job_runs_off_the_caller_and_reports(store):
     release = threading.Event()
 
-    def work():
+    def work(check):
         release.wait(10)
         return {"reports": [1]}, PNG_SIGNATURE
 
@@ -61,7 +61,7 @@ def test_a_job_runs_off_the_caller_and_reports(store):
 
 
 def test_a_failing_job_records_its_error(store):
-    def work():
+    def work(check):
         raise ValueError("all points fell into\n one prototype")
 
     job = wait_for(store.submit("m", {}, {}, work))
@@ -74,7 +74,7 @@ def test_a_failing_job_records_its_error(store):
 def test_pending_jobs_are_bounded_and_old_ones_dropped(store):
     release = threading.Event()
 
-    def work():
+    def work(check):
         release.wait(10)
         return {}, b""
 
@@ -87,6 +87,45 @@ def test_pending_jobs_are_bounded_and_old_ones_dropped(store):
     later = [wait_for(store.submit("m", {}, {}, work)) for _ in range(2)]
     assert store.get(first.id) is None  # keep=2: the oldest finished jobs are gone
     assert all(store.get(job.id) is job for job in later)
+
+
+def test_cancel_stops_a_running_job_at_its_next_check_and_a_queued_one_at_once(store):
+    started, checks = threading.Event(), []
+
+    def work(check):
+        started.set()
+        for _ in range(1000):  # stages of a long job
+            checks.append(1)
+            check()
+            time.sleep(0.01)
+        return {}, b""
+
+    running = store.submit("m", {}, {}, work)
+    queued = store.submit("m", {}, {}, work)
+    assert started.wait(10)
+    store.cancel(queued)
+    store.cancel(running)
+    assert wait_for(running).status == "cancelled" and "cancelled" in running.error
+    assert wait_for(queued).status == "cancelled" and len(checks) < 1000
+    assert _sample(store, "pauc_nemd_jobs_total", status="cancelled") == 2
+    assert "reports" not in running.view() and running.view()["finished"] is not None
+
+
+def test_a_job_past_its_time_limit_stops_and_says_so():
+    jobs = JobStore(workers=1, max_pending=2, keep=2, metrics=ServiceMetrics(), time_limit_s=0.2)
+    jobs.start()
+    try:
+
+        def work(check):
+            while True:
+                check()
+                time.sleep(0.01)
+
+        job = wait_for(jobs.submit("m", {}, {}, work))
+        assert job.status == "failed" and "past the time limit of 0.2 s" in job.error
+        assert 0.2 <= job.finished - job.started < 5
+    finally:
+        jobs.shutdown()
 
 
 def test_unknown_and_malformed_ids(store):

@@ -22,7 +22,7 @@ def finished(client, job_id: str, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         body = client.get(f"/nemd/{job_id}").json()
-        if body["status"] in ("done", "failed"):
+        if body["status"] in ("done", "failed", "cancelled"):
             return body
         assert time.monotonic() < deadline, body
         time.sleep(0.05)
@@ -205,3 +205,53 @@ def test_jobs_run_off_the_event_loop_and_are_bounded(make_client, monkeypatch):
 
 def test_nemd_body_too_large(client):
     assert_body_limit(client, "/nemd")
+
+
+def test_a_jobs_cost_is_bounded_before_it_is_queued(make_client):
+    limits = {"nemd_max_clusters": 6, "nemd_max_matrix": 4, "nemd_max_work": 1000}
+    with make_client(**limits) as client:
+        from conftest import wait_ready
+
+        wait_ready(client)
+        base = {"model": VECTOR_ID, "dataset": "blobs"}
+        too_many = client.post("/nemd", json={**base, "num_clusters": [8]})
+        assert_error(too_many, 422, "num_clusters", "K=8, at most 6")
+        matrix = client.post("/nemd", json={**base, "num_clusters": [5], "matrix": True})
+        assert_error(matrix, 422, "matrix", "at most K=4 with matrix: true")
+        # 3 pairs of K=3 with every point of a prototype: 3 * rows^2 point pairs
+        heavy = client.post("/nemd", json={**base, "num_clusters": [3], "max_points": None})
+        assert_error(heavy, 422, "max_pairs", "point pairs, more than the 1e+03 allowed")
+        light = client.post("/nemd", json={**base, "num_clusters": [3], "max_points": 10})
+        assert light.status_code == 202  # 3 * 10^2 = 300: within the limit
+        assert finished(client, light.json()["id"])["status"] == "done"
+
+
+def test_work_counts_pairs_times_points_squared():
+    assert nemd_route.job_work([4], None, None, rows=10) == 6 * 100
+    assert nemd_route.job_work([4, 10], 5, 3, rows=10) == 5 * 9 + 5 * 9
+    assert nemd_route.job_work([100], 10, 500, rows=200) == 10 * 200**2
+
+
+def test_a_running_job_can_be_cancelled(make_client, monkeypatch):
+    started = threading.Event()
+
+    def slow(served, load, settings, check=lambda: None, forward=None):
+        started.set()
+        while True:
+            check()
+            time.sleep(0.01)
+
+    monkeypatch.setattr(nemd_route, "run_nemd", slow)
+    with make_client() as client:
+        from conftest import wait_ready
+
+        wait_ready(client)
+        job = client.post("/nemd", json={"model": VECTOR_ID, "dataset": "blobs"}).json()["id"]
+        assert started.wait(10)
+        cancel = client.delete(f"/nemd/{job}")
+        assert cancel.status_code == 202 and cancel.json()["id"] == job
+        body = finished(client, job)
+        assert body["status"] == "cancelled" and "cancelled" in body["error"]
+        assert_error(client.delete(f"/nemd/{job}"), 409, "job_id", "already cancelled")
+        assert_error(client.delete(f"/nemd/{'0' * 32}"), 404, "job_id", "unknown job")
+        assert_error(client.get(f"/nemd/{job}/plot.png"), 409, "job_id", "it is cancelled")
