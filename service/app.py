@@ -60,4 +60,35 @@ def create_app(settings: ServiceSettings, *, load_in_background: bool = True) ->
     for module in (health, models, datasets, embed, openai, nemd, metrics):
         app.include_router(module.router)
     app.add_middleware(ServiceMiddleware, state=state)
+    if settings.api_key:
+        _declare_api_key(app)
     return app
+
+
+def _declare_api_key(app: FastAPI) -> None:
+    """The API key in the OpenAPI schema: ``X-API-Key`` or ``Authorization: Bearer``, needed on
+    every route but the health checks (enforced by the middleware, declared here)."""
+    from fastapi.openapi.utils import get_openapi
+
+    from service.middleware import OPEN_PATHS
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            }
+            schema["security"] = [{"ApiKey": []}, {"Bearer": []}]
+            for path in OPEN_PATHS:
+                for operation in schema["paths"].get(path, {}).values():
+                    operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi

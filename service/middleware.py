@@ -109,7 +109,11 @@ class ServiceMiddleware:
         settings = self.state.settings
         if settings.api_key and scope["path"] not in OPEN_PATHS:
             key = _presented_key(headers)
-            if key is None or not hmac.compare_digest(key.encode(), settings.api_key.encode()):
+            # header values arrive as bytes decoded latin-1: back to the bytes the client sent,
+            # compared with the key's UTF-8, so a key may be any UTF-8 text
+            if key is None or not hmac.compare_digest(
+                key.encode("latin-1", "replace"), settings.api_key.encode("utf-8")
+            ):
                 message = (
                     "missing API key: send it as X-API-Key or Authorization: Bearer"
                     if key is None

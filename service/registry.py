@@ -118,7 +118,9 @@ class ServedModel:
         transform: ``EvalTransform`` of the run's preprocessing.
         input_shape: shape of one request input: (C, H, W) uint8 images or (dim,) floats.
         run_dir: the run folder.
-        summary: scalar entries of ``summary.json`` (empty when there is none).
+        summary: scalar entries of ``summary.json`` (empty when there is none, or when it is a
+            link that leaves ROOT).
+        root: ROOT; no file the model's routes read may resolve outside it.
     """
 
     id: str
@@ -127,6 +129,7 @@ class ServedModel:
     input_shape: tuple[int, ...]
     run_dir: Path
     summary: dict[str, Any]
+    root: Path
 
     @property
     def input_kind(self) -> str:
@@ -138,8 +141,10 @@ class ServedModel:
         return self.exported.embedding_dim("backbone")
 
     @property
-    def nemd_report_path(self) -> Path:
-        return self.run_dir / NEMD_REPORT_FILE
+    def nemd_report_path(self) -> Path | None:
+        """``nemd_report.json`` of the run when it is a file inside ROOT, else None."""
+        path = self.run_dir / NEMD_REPORT_FILE
+        return path if path.is_file() and is_inside(path, self.root) else None
 
     def describe(self) -> dict[str, Any]:
         """The entry of ``GET /models``."""
@@ -157,7 +162,7 @@ class ServedModel:
             "projection_dim": self.exported.embedding_dim("projection"),
             "epoch": meta.get("epoch"),
             "metrics": metrics,
-            "has_nemd_report": self.nemd_report_path.is_file(),
+            "has_nemd_report": self.nemd_report_path is not None,
         }
 
     @torch.inference_mode()
@@ -168,9 +173,15 @@ class ServedModel:
         return self.exported.embed(x, representation=representation).numpy()
 
 
-def load_served_model(model_id: str, run_dir: Path) -> ServedModel:
+def load_served_model(model_id: str, run_dir: Path, root: Path) -> ServedModel:
     exported = load_exported_model(run_dir / EXPORT_DIR)
-    summary = _read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).is_file() else None
+    summary_file = run_dir / SUMMARY_FILE
+    summary = None
+    if summary_file.is_file():
+        if is_inside(summary_file, root):
+            summary = _read_json(summary_file)
+        else:
+            logger.warning("%s: not read, it resolves outside %s", summary_file, root)
     return ServedModel(
         id=model_id,
         exported=exported,
@@ -178,6 +189,7 @@ def load_served_model(model_id: str, run_dir: Path) -> ServedModel:
         input_shape=_raw_input_shape(exported),
         run_dir=run_dir,
         summary=_numbers(summary),
+        root=root,
     )
 
 
@@ -197,7 +209,7 @@ class ModelRegistry:
             logger.warning("%s is itself a run folder; serve its parent folder instead", self.root)
         for model_id, run_dir in runs:
             try:
-                served = load_served_model(model_id, run_dir)
+                served = load_served_model(model_id, run_dir, self.root)
             except _LOAD_ERRORS as exc:
                 message = " ".join(str(exc).split())
                 logger.warning("model %s not served: %s", model_id, message)

@@ -144,6 +144,14 @@ class ServiceSettings(BaseSettings):
             )
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError(f"{API_KEY_ENV} is set but empty; unset it or give a key")
+        if self.api_key is not None and (
+            self.api_key != self.api_key.strip()
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in self.api_key)
+        ):
+            raise ValueError(
+                f"{API_KEY_ENV} has leading or trailing spaces or control characters, which no "
+                "client can send in a header; any other UTF-8 text is fine"
+            )
         return self
 
     @property

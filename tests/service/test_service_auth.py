@@ -58,3 +58,34 @@ def test_the_key_opens_every_route(keyed):
     metrics = keyed.get("/metrics", headers={"X-API-Key": KEY}).text
     # refused requests are counted too, under the route they asked for or "unmatched"
     assert 'method="GET",route="unmatched",status="4xx"' in metrics
+
+
+def test_a_key_may_be_any_utf8_text(make_client):
+    key = "clé secrète 🔑 ключ"
+    with make_client(api_key=key) as client:
+        wait_ready(client)
+        raw = key.encode("utf-8")  # what a client puts on the wire
+        assert client.get("/models", headers={"X-API-Key": raw}).status_code == 200
+        bearer = b"Bearer " + raw
+        assert client.get("/models", headers={"Authorization": bearer}).status_code == 200
+        wrong = (key + "!").encode("utf-8")
+        assert client.get("/models", headers={"X-API-Key": wrong}).status_code == 401
+        assert client.get("/models", headers={"X-API-Key": b"cl\xe9"}).status_code == 401
+
+
+@pytest.mark.parametrize("key", [" padded", "padded ", "line\nbreak", "tab\there", "nul\x00"])
+def test_keys_no_client_can_send_are_refused_at_start(storage_root, key):
+    from service.settings import SettingsError, settings_from
+
+    with pytest.raises(SettingsError, match="PAUC_API_KEY has leading or trailing spaces"):
+        settings_from(models=storage_root, api_key=key)
+
+
+def test_the_schema_declares_the_key(keyed):
+    schema = keyed.get("/openapi.json", headers={"X-API-Key": KEY}).json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schemes["Bearer"] == {"type": "http", "scheme": "bearer"}
+    assert schema["security"] == [{"ApiKey": []}, {"Bearer": []}]
+    assert schema["paths"]["/healthz"]["get"]["security"] == []
+    assert "security" not in schema["paths"]["/embed"]["post"]  # the global requirement holds

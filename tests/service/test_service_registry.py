@@ -62,3 +62,23 @@ def test_describe_has_the_runs_metrics_but_no_paths(storage_root):
     assert entry["embedding_dim"] == FEATURE_DIM and entry["has_nemd_report"]
     assert entry["metrics"]["knn_top1"] == 0.5 and entry["metrics"]["wall_seconds"] == 12.5
     assert str(storage_root) not in str(entry)
+
+
+def test_summary_and_report_linked_from_outside_root_are_not_read(tmp_path, storage_root):
+    import shutil
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "summary.json").write_text('{"knn_top1": 99.9, "secret": 1}')
+    (outside / "nemd_report.json").write_text('{"nemd": 0.5}')
+    run = root / "run"
+    shutil.copytree(storage_root / VECTOR_ID / "export", run / "export")
+    (run / "summary.json").symlink_to(outside / "summary.json")
+    (run / "nemd_report.json").symlink_to(outside / "nemd_report.json")
+    registry = ModelRegistry(root, max_depth=4)
+    registry.load_all()
+    served = registry.get("run")
+    assert served.summary == {} and served.nemd_report_path is None
+    entry = served.describe()
+    assert entry["has_nemd_report"] is False and "secret" not in str(entry)
+    assert 99.9 not in entry["metrics"].values()
