@@ -3,7 +3,9 @@
 Every check names the item (``inputs[3]``, ``files[0] (cat.png)``) and says what was expected.
 Images are checked from their header (format, size, mode) before any pixel is decoded, so a
 huge or malformed upload costs little; they are never resized or converted, because a model
-only means something on inputs like the ones it was trained on.
+only means something on inputs like the ones it was trained on. A JPEG's EXIF orientation is
+applied (its size is checked as displayed), as ``python -m pauc_ray.data prepare`` applies it to
+an image folder's photos.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from service.errors import MAX_REPORTED, ApiError
 
 __all__ = ["decode_image", "parse_items", "parse_uploads"]
 
 FORMATS = ("PNG", "JPEG")
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
 _MODE_OF_CHANNELS = {1: "L", 3: "RGB"}
 _CHANNELS_OF_MODE = {"1": 1, "L": 1, "P": 1, "LA": 2, "RGB": 3, "RGBA": 4, "CMYK": 4, "I": 1}
 _DATA_URL = "data:"
@@ -56,6 +59,8 @@ def decode_image(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in FORMATS:
                 raise _ItemError(f"is a {image.format} image; expected PNG or JPEG")
+            if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+                image = ImageOps.exif_transpose(image)
             if image.size != (width, height):
                 raise _ItemError(
                     f"image is {image.size[1]}x{image.size[0]} (HxW), expected {height}x{width}"

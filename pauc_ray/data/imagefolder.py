@@ -24,6 +24,8 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 )
 
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
+
 
 @dataclass(frozen=True)
 class FolderImages:
@@ -113,6 +115,10 @@ class ImageEncoder:
 
     def _convert(self, path: Path, data: bytes, image: Image.Image, image_format: str) -> bytes:
         changed = False
+        # a photo's EXIF orientation is applied, as viewers do (and as the service does)
+        if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+            image = ImageOps.exif_transpose(image)
+            changed = True
         if image.mode != self.mode:
             image = image.convert(self.mode)
             changed = True
