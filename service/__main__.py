@@ -52,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,  # the service writes its own, with the request id (middleware.py)
+        timeout_keep_alive=settings.keep_alive_s,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         log_config=None,  # keep the logging configured above
     )
     return 0

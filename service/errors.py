@@ -17,9 +17,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 __all__ = [
     "MAX_REPORTED",
@@ -46,6 +47,7 @@ _CODE_OF_STATUS = {
     429: "too_many_jobs",
     503: "not_ready",
 }
+CLIENT_CLOSED_REQUEST = 499  # nginx's code for a client that left before the answer
 
 
 class ApiError(Exception):
@@ -143,6 +145,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return validation_error(exc).response()
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # the client left mid-request: nobody reads an answer, and it is not a server error
+        logger.info("%s %s: the client disconnected", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # logged (with the request id) by the server's error log; the client gets the shape
+        return JSONResponse(error_body(500, "internal error; see the server log"), 500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

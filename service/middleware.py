@@ -14,6 +14,7 @@ per request when ``access_log`` is on).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import logging
@@ -136,11 +137,21 @@ class ServiceMiddleware:
             await response(scope, receive, send)
             return
         received = 0
+        body_done = False
+        deadline = time.monotonic() + settings.body_timeout_s
 
         async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # later reads wait for a disconnect: no deadline for those
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"body: not received within {settings.body_timeout_s:g} s"
+                ) from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     # raised inside the route's body read; the app's handler answers 413

@@ -47,6 +47,10 @@ class ServiceSettings(BaseSettings):
         max_wait_ms: how long the first request of a batch waits for others to join it.
         max_items: inputs per ``/embed`` request at most.
         max_body_bytes: request body size at most (413 beyond it).
+        body_timeout_s: the longest a request's body may take to arrive (408 beyond it), so a
+            slow client cannot hold a connection and its buffers.
+        keep_alive_s: idle seconds before uvicorn closes a kept-alive connection.
+        max_header_bytes: request line and headers at most (uvicorn answers 400 beyond it).
         nemd_max_inputs: inputs per ``/nemd`` request at most.
         nemd_max_rows: dataset rows a NEMD job embeds at most (a seeded subsample beyond it).
         nemd_workers: NEMD jobs running at once (threads, off the event loop).
@@ -94,6 +98,15 @@ class ServiceSettings(BaseSettings):
     max_items: int = Field(256, ge=1, description="inputs per /embed request at most")
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1, description="request body size at most, in bytes"
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, allow_inf_nan=False, description="seconds a request body may take to arrive"
+    )
+    keep_alive_s: float = Field(
+        5.0, gt=0, allow_inf_nan=False, description="idle seconds a kept-alive connection stays"
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="request line and headers at most, in bytes"
     )
     nemd_max_inputs: int = Field(10_000, ge=1, description="inputs per /nemd request at most")
     nemd_max_rows: int = Field(20_000, ge=1, description="dataset rows a NEMD job embeds at most")

@@ -54,6 +54,10 @@ def server(storage_root, tmp_path):
             "--torch-threads",
             "1",
             "--no-access-log",
+            "--body-timeout-s",
+            "1",
+            "--max-header-bytes",
+            "4096",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -125,3 +129,41 @@ def test_embed_and_nemd_over_http(server):
         client.get("/healthz")
     assert "FORBIDDEN-IMPORTS:\n" in log.read_text()  # none
     assert "Uvicorn running on" in log.read_text()
+
+
+def _raw(port: int, data: bytes, wait: float = 0.0, close_early: bool = False) -> bytes:
+    """Sends raw bytes; returns what the server answers (b"" when the socket was closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        if close_early:
+            return b""
+        time.sleep(wait)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return b"".join(chunks)
+
+
+def test_slow_bodies_big_headers_and_disconnects(server):
+    client, process, log = server
+    port = int(str(client.base_url).rsplit(":", 1)[1].rstrip("/"))
+    head = b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    # a body that stops arriving: 408 after --body-timeout-s, the JSON error shape
+    slow = _raw(port, head + b'Content-Length: 100\r\n\r\n{"model": ', wait=2.5)
+    assert slow.startswith(b"HTTP/1.1 408"), slow[:200]
+    assert b'"field":"body"' in slow and b"not received within 1 s" in slow
+    # headers past --max-header-bytes: refused by the server before the app sees them
+    huge = _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
+    assert huge.startswith(b"HTTP/1.1 4"), huge[:200]
+    # clients that leave mid-body: not a server error, not a 5xx in the metrics
+    for _ in range(3):
+        _raw(port, head + b'Content-Length: 1000\r\n\r\n{"model"', close_early=True)
+    time.sleep(1.0)
+    assert client.get("/healthz").status_code == 200  # still serving
+    metrics = client.get("/metrics").text
+    assert 'route="/embed",status="5xx"' not in metrics
+    text = log.read_text()
+    assert "Traceback" not in text and "ERROR" not in text, text[-3000:]
