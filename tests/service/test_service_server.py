@@ -148,7 +148,7 @@ def _raw(port: int, data: bytes, wait: float = 0.0, close_early: bool = False) -
 
 
 def test_slow_bodies_big_headers_and_disconnects(server):
-    client, process, log = server
+    client, _process, log = server
     port = int(str(client.base_url).rsplit(":", 1)[1].rstrip("/"))
     head = b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     # a body that stops arriving: 408 after --body-timeout-s, the JSON error shape
