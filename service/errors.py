@@ -40,11 +40,14 @@ _CODE_OF_STATUS = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
     429: "too_many_jobs",
+    431: "headers_too_large",
+    500: "internal_error",
     503: "not_ready",
 }
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for a client that left before the answer
@@ -160,7 +163,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = {404: f"no route {request.url.path}", 405: f"{request.method} not allowed"}
-        field = "body" if exc.status_code == 413 else None
+        field = "body" if exc.status_code in (408, 413) else None
         text = message.get(exc.status_code, str(exc.detail))
         body = error_body(exc.status_code, text, field)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

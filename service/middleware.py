@@ -108,6 +108,20 @@ class ServiceMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         settings = self.state.settings
+        header_bytes = len(scope.get("raw_path") or b"") + sum(
+            len(k) + len(v) + 4 for k, v in scope["headers"]
+        )
+        if header_bytes > settings.max_header_bytes:  # whatever the HTTP parser let through
+            response = JSONResponse(
+                error_body(
+                    431,
+                    f"headers: {header_bytes} bytes, at most {settings.max_header_bytes}",
+                    "headers",
+                ),
+                status_code=431,
+            )
+            await response(scope, receive, send)
+            return
         if settings.api_key and scope["path"] not in OPEN_PATHS:
             key = _presented_key(headers)
             # header values arrive as bytes decoded latin-1: back to the bytes the client sent,
