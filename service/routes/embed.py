@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -70,14 +70,19 @@ def load_json(body: bytes) -> Any:
         raise ApiError(400, f"body: not valid JSON ({reason})", "body") from None
 
 
-async def _from_json(request: Request, state: ServiceState) -> tuple[ServedModel, str, Any]:
+async def validated_json(request: Request, schema: type[BaseModel]) -> Any:
+    """The JSON body as ``schema``: 400 when it is not JSON, 422 naming the field otherwise."""
     payload = load_json(await request.body())
     if not isinstance(payload, dict):
         raise ApiError(422, f"body: expected a JSON object, got {type(payload).__name__}", "body")
     try:
-        parsed = EmbedRequest.model_validate(payload)
+        return schema.model_validate(payload)
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+async def _from_json(request: Request, state: ServiceState) -> tuple[ServedModel, str, Any]:
+    parsed = await validated_json(request, EmbedRequest)
     served = state.model(parsed.model)
     args = (parsed.inputs, served.input_kind, served.input_shape, state.settings.max_items)
     if isinstance(parsed.inputs, list) and len(parsed.inputs) > INLINE_ITEMS:

@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
-from service.errors import ApiError, validation_error
+from service.errors import ApiError
 from service.inputs import parse_items
-from service.routes.embed import INLINE_ITEMS, load_json
+from service.routes.embed import INLINE_ITEMS, validated_json
 from service.schemas import ErrorBody, OpenAIEmbeddingsRequest, OpenAIEmbeddingsResponse
 from service.state import StateDep
 
@@ -65,13 +64,7 @@ async def embeddings(request: Request, state: StateDep) -> JSONResponse:
         raise ApiError(
             415, f"content-type: expected application/json, got {media!r}", "content-type"
         )
-    payload = load_json(await request.body())
-    if not isinstance(payload, dict):
-        raise ApiError(422, f"body: expected a JSON object, got {type(payload).__name__}", "body")
-    try:
-        parsed = OpenAIEmbeddingsRequest.model_validate(payload)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    parsed = await validated_json(request, OpenAIEmbeddingsRequest)
     served = state.model(parsed.model)
     items = _as_list(parsed.input)
     args = (items, served.input_kind, served.input_shape, state.settings.max_items, "input")

@@ -58,3 +58,13 @@ def client(storage_root: Path) -> Iterator[TestClient]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         wait_ready(test_client)
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def registry(storage_root: Path):
+    """Every model under the test ROOT, loaded (the reference the routes are compared with)."""
+    from service.registry import ModelRegistry
+
+    models = ModelRegistry(storage_root, 4)
+    models.load_all()
+    return models

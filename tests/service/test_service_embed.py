@@ -18,15 +18,6 @@ from service_storage import (
 )
 from test_service_app import assert_body_limit, assert_error
 
-from service.registry import ModelRegistry
-
-
-@pytest.fixture(scope="module")
-def registry(storage_root):
-    models = ModelRegistry(storage_root, 4)
-    models.load_all()
-    return models
-
 
 def test_vectors(client, registry):
     vectors = [[0.5, -1.0, 2.0], [0.0, 0.0, 1.0]]

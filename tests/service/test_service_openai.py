@@ -9,15 +9,6 @@ import pytest
 from service_storage import FEATURE_DIM, IMAGE_ID, VECTOR_ID, digit_images, png_b64
 from test_service_app import assert_error
 
-from service.registry import ModelRegistry
-
-
-@pytest.fixture(scope="module")
-def registry(storage_root):
-    models = ModelRegistry(storage_root, 4)
-    models.load_all()
-    return models
-
 
 def test_images_as_data_uris_give_the_embed_rows(client, registry):
     images = digit_images(3, seed=7)
