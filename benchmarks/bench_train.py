@@ -27,7 +27,7 @@ from pauc_ray.data import load_split_arrays, resolve_dataset
 from pauc_ray.data.augment import TwoViewAugment
 from pauc_ray.model.backbones import build_encoder
 from pauc_ray.model.moco import MoCo
-from pauc_ray.schedule import step_learning_rate
+from pauc_ray.schedule import build_lr_scheduler
 from pauc_ray.step import train_step
 from pauc_ray.train.config import TrainConfig
 from pauc_ray.train.driver import encoder_spec_for, init_ray, run_training
@@ -58,13 +58,12 @@ def in_process(config: TrainConfig, threads: int) -> dict:
     augment = TwoViewAugment(config.augment)
     inputs = torch.from_numpy(train.inputs)
     batch = config.batch_size
+    steps = len(train) // batch
+    scheduler = build_lr_scheduler(optimizer, "step", epochs=config.epochs, steps_per_epoch=steps)
     train_rates, epoch_rates = [], []
-    for epoch in range(config.epochs):
+    for _ in range(config.epochs):
         start = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = step_learning_rate(epoch, base_lr=config.lr, epochs=config.epochs)
         order = torch.randperm(len(train), generator=generator)
-        steps = len(train) // batch
         t0 = time.perf_counter()
         for s in range(steps):
             x_q, x_k = augment(inputs[order[s * batch : (s + 1) * batch]], generator)
@@ -79,6 +78,7 @@ def in_process(config: TrainConfig, threads: int) -> dict:
                 warmup=True,
                 generator=generator,
             )
+            scheduler.step()
         train_rates.append(steps * batch / (time.perf_counter() - t0))
         epoch_rates.append(steps * batch / (time.perf_counter() - start))
     return {

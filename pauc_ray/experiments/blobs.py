@@ -27,13 +27,14 @@ from tqdm import tqdm
 
 from cluster.kmeans import cluster_features
 from pauc_ray.config import KMeansConfig, LossConfig, NEMDConfig
+from pauc_ray.data import sampler
 from pauc_ray.data.blobs import BlobData, make_blob_data
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
 from pauc_ray.evaluation.prototype_nemd import nemd_per_clustering
 from pauc_ray.model import MLPEncoder, MoCo
 from pauc_ray.prototypes import EpochPrototypes
-from pauc_ray.schedule import step_learning_rate
+from pauc_ray.schedule import build_lr_scheduler
 from pauc_ray.step import train_step
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,10 @@ def _kmeans_config(classes: int, multiples: Sequence[int], seed: int, tau: float
 
 def train_blobs(
     data: BlobData, method: str, seed: int, config: BlobExperimentConfig, progress: bool = True
-) -> MoCo:
-    """Trains one method on one blob dataset; returns the MoCo pair."""
+) -> tuple[MoCo, dict[str, float]]:
+    """Trains one method on one blob dataset; returns the MoCo pair and each loss term's
+    gradient norm w.r.t. the query embeddings on the middle step of the last epoch (weights
+    included: whether one term dominates)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(np.array(data.x))
@@ -115,16 +118,20 @@ def train_blobs(
         model.encoder_q.parameters(), lr=config.lr, momentum=0.9, weight_decay=1e-4
     )
     ids = torch.from_numpy(np.array(data.ids))
+    batch_size = min(config.batch_size, n)  # a dataset smaller than a batch: one batch of all
+    steps_per_epoch = sampler.steps_per_epoch(n, 1, batch_size)
+    scheduler = build_lr_scheduler(  # the paper's: x0.1 at 60 % and 80 %, stepped per step
+        optimizer, "step", epochs=config.epochs, steps_per_epoch=steps_per_epoch
+    )
     epochs = tqdm(
         range(config.epochs),
         desc=f"{method} C={data.num_classes} s={seed}",
         leave=False,
         disable=not progress,
     )
+    norms: dict[str, float] = {}
     for epoch in epochs:
-        lr = step_learning_rate(epoch, base_lr=config.lr, epochs=config.epochs)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        step = -1
         warmup = method == "moco" or epoch < config.loss.warmup_epochs
         prototypes = None
         if not warmup:
@@ -140,9 +147,12 @@ def train_blobs(
                 ),
             )
             prototypes = EpochPrototypes.from_result(result)
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n - 1, config.batch_size):
-            batch_ids = ids[order[start : start + config.batch_size]]
+        # each epoch a fresh seeded permutation, full batches only (the trainer's data order)
+        for positions in sampler.epoch_batches(
+            n, seed=seed, epoch=epoch, rank=0, world_size=1, batch_size=batch_size
+        ):
+            step += 1
+            batch_ids = ids[torch.from_numpy(positions)]
             xb = x[batch_ids]
             x_q = xb + config.jitter * torch.randn(xb.shape, generator=generator)
             x_k = xb + config.jitter * torch.randn(xb.shape, generator=generator)
@@ -156,9 +166,12 @@ def train_blobs(
                 loss_config=config.loss,
                 warmup=warmup,
                 generator=generator,
+                measure_gradients=epoch == config.epochs - 1 and step == steps_per_epoch // 2,
             )
+            norms = out.gradient_norms or norms
+            scheduler.step()
         epochs.set_postfix(loss=f"{out.total.item():.3f}")
-    return model
+    return model, norms
 
 
 def run_one(
@@ -167,7 +180,7 @@ def run_one(
     """Trains, embeds, clusters into ``classes`` prototypes, and measures NEMD and kNN."""
     start = time.perf_counter()
     data = make_blob_data(classes, config.samples_per_class, seed=seed)
-    model = train_blobs(data, method, seed, config, progress=progress)
+    model, norms = train_blobs(data, method, seed, config, progress=progress)
     embedding = embed_arrays(model.encoder_q, data.x)
     final = nemd_per_clustering(embedding, (classes,), config.nemd, seed=seed, use_gpu=False)
     assignment, report = final.first.assignments, final.first.report
@@ -182,6 +195,7 @@ def run_one(
         "nemd": report.nemd,
         "nemd_nn": report.nemd_nn,
         "knn_top1": knn.top1,
+        **{f"grad_norm_{term}": value for term, value in norms.items()},
         "seconds": round(time.perf_counter() - start, 2),
     }
     return RunResult(row, embedding, np.array(data.labels), assignment)
