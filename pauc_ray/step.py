@@ -16,6 +16,21 @@ from pauc_ray.config import LossConfig
 from pauc_ray.losses import LossOutput, PrototypeSet, pauc_loss, term_gradient_norms
 from pauc_ray.model.moco import MoCo
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``auto``: bf16 on a GPU that supports it, else fp32; any other value is checked."""
+    if precision == "auto":
+        device = torch.device(device)
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be auto or one of {PRECISIONS}, got {precision!r}")
+    return precision
+
 
 def train_step(
     model: MoCo,
@@ -32,6 +47,8 @@ def train_step(
     gather_keys: Callable[[torch.Tensor], torch.Tensor] | None = None,
     gather_distributed: bool = False,
     measure_gradients: bool = False,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> LossOutput:
     """Runs one step and returns the loss terms.
 
@@ -47,8 +64,16 @@ def train_step(
             query embeddings (:func:`~pauc_ray.losses.term_gradient_norms`); costs one
             backward through the loss (not the encoder) per term. Every process of a
             distributed run must pass the same value at the same step.
+        precision: ``fp32``, or ``bf16``/``fp16`` autocast around the two encoders (mixed
+            precision, as lightly and solo-learn train); the embeddings are cast to float32
+            before the loss, so the losses, the queue and the prototypes stay float32.
+        scaler: fp16's ``torch.amp.GradScaler``. A step whose scaled gradients overflow is
+            skipped (no optimiser step, no momentum update) and reported in ``skipped``.
     """
-    q, k = model(x_q, x_k, query_encoder=query_encoder)
+    dtype = _DTYPES.get(precision)
+    with torch.autocast(x_q.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        q, k = model(x_q, x_k, query_encoder=query_encoder)
+    q, k = q.float(), k.float()
     out = pauc_loss(
         q,
         k,
@@ -63,8 +88,17 @@ def train_step(
     if measure_gradients:
         out = dataclasses.replace(out, gradient_norms=term_gradient_norms(out, q))
     optimizer.zero_grad(set_to_none=True)
-    out.total.backward()
-    optimizer.step()
-    model.momentum_update()
+    skipped = False
+    if scaler is not None and scaler.is_enabled():
+        scale = scaler.get_scale()
+        scaler.scale(out.total).backward()
+        scaler.step(optimizer)  # skipped by the scaler when a gradient is inf or NaN
+        scaler.update()
+        skipped = scaler.get_scale() < scale  # the scale drops exactly when it skipped
+    else:
+        out.total.backward()
+        optimizer.step()
+    if not skipped:
+        model.momentum_update()
     model.enqueue(gather_keys(k) if gather_keys is not None else k)
-    return out
+    return dataclasses.replace(out, skipped=skipped) if skipped else out

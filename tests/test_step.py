@@ -89,3 +89,55 @@ def test_measured_gradient_norms_name_each_computed_term():
     assert all(v >= 0 for v in out.gradient_norms.values())
     assert out.gradient_norms["info_nce"] > 0
     assert train_step(model, x, x, opt, _sets(), **common).gradient_norms == {}
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_steps_keep_the_loss_in_float32(precision):
+    model = _model(queue_size=32)
+    opt = torch.optim.SGD(model.encoder_q.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.encoder_q.parameters()]
+    x = torch.randn(B, 5)
+    common = dict(method="pauc", loss_config=LossConfig(warmup_epochs=0), warmup=False)
+    out = train_step(model, x, x + 0.01, opt, _sets(), precision=precision, **common)
+    assert out.total.dtype == torch.float32 and torch.isfinite(out.total)
+    assert model.queue.dtype == torch.float32 and not out.skipped
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder_q.parameters()))
+    # the autocast forward is close to the float32 one (bf16 keeps ~3 significant digits)
+    q32, _ = model(x, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16 if precision == "bf16" else torch.float16):
+        q16, _ = model(x, x)
+    assert (q16.float() - q32).abs().max() < 0.05
+
+
+def test_an_overflowing_fp16_step_is_skipped_not_applied():
+    model = _model(queue_size=32)
+    opt = torch.optim.SGD(model.encoder_q.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**120)  # scaled gradients overflow
+    x = torch.randn(B, 5)
+    model.enqueue(F.normalize(torch.randn(B, DIM), dim=1))  # negatives: a loss with a gradient
+    query = [p.detach().clone() for p in model.encoder_q.parameters()]
+    key = [p.detach().clone() for p in model.encoder_k.parameters()]
+    out = train_step(
+        model, x, x, opt, [], method="moco", loss_config=LossConfig(), warmup=True,
+        precision="fp16", scaler=scaler,
+    )  # fmt: skip
+    assert out.skipped and scaler.get_scale() == 2.0**119
+    assert all(torch.equal(a, b) for a, b in zip(query, model.encoder_q.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(key, model.encoder_k.parameters()))
+    assert model.negatives().shape[0] == 2 * B  # the keys still enter the queue
+    healthy = torch.amp.GradScaler("cpu", init_scale=1.0)
+    again = train_step(
+        model, x, x, opt, [], method="moco", loss_config=LossConfig(), warmup=True,
+        precision="fp16", scaler=healthy,
+    )  # fmt: skip
+    assert not again.skipped
+    assert any(not torch.equal(a, b) for a, b in zip(query, model.encoder_q.parameters()))
+
+
+def test_precision_auto_is_fp32_on_a_cpu_and_bad_values_are_named():
+    from pauc_ray.step import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="precision must be auto or one of"):
+        resolve_precision("fp8", "cpu")

@@ -188,7 +188,12 @@ def _train(train_config) -> dict[str, Any]:
     if (run_dir / "config.json").is_file():  # never continue or reuse a run of other settings
         saved = json.loads((run_dir / "config.json").read_text())
         expected = json.loads(train_config.to_json())
-        changed = sorted(k for k in expected if k != "storage" and saved.get(k) != expected[k])
+        # a setting added after the run was trained counts as its default, which keeps the
+        # behaviour from before it existed
+        defaults = json.loads(type(train_config)().to_json())
+        changed = sorted(
+            k for k in expected if k != "storage" and saved.get(k, defaults[k]) != expected[k]
+        )
         if changed:
             raise ValueError(
                 f"{run_dir} was trained with other settings ({', '.join(changed)}); "

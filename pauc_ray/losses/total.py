@@ -72,6 +72,7 @@ class LossOutput:
         contributions: each computed term's share of ``total`` as a tensor on the graph
             (weight times the mean over clusterings), for :func:`term_gradient_norms`.
         gradient_norms: :func:`term_gradient_norms` when the caller measured them, else empty.
+        skipped: the optimiser step was skipped (fp16 gradients overflowed; set by the step).
     """
 
     total: Tensor
@@ -80,6 +81,7 @@ class LossOutput:
     prototype_accuracy: float | None
     contributions: dict[str, Tensor] = field(default_factory=dict, repr=False)
     gradient_norms: dict[str, float] = field(default_factory=dict)
+    skipped: bool = False
 
 
 def term_gradient_norms(output: LossOutput, q: Tensor) -> dict[str, float]:

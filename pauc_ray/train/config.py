@@ -22,6 +22,7 @@ from pauc_ray.config_io import from_dict, load_config_file, merge
 from pauc_ray.data.augment import AugmentConfig
 from pauc_ray.model.backbones import BACKBONES, HEADS, REPRESENTATIONS
 from pauc_ray.schedule import LR_SCHEDULES
+from pauc_ray.step import PRECISIONS
 
 
 def parse_worker_range(workers: str | int, name: str = "workers") -> tuple[int, int]:
@@ -62,6 +63,9 @@ class TrainConfig:
         representation: what evaluation embeds: ``backbone`` (pooled features, projection
             head removed, as MoCo v2 and PCL evaluate) or ``projection``.
         bn_groups: ghost BatchNorm groups for MoCo's shuffle-BN within a worker.
+        precision: ``auto`` (bf16 on a GPU that supports it, else fp32), ``fp32``, ``bf16`` or
+            ``fp16`` (autocast around the encoders; fp16 with a gradient scaler whose overflowing
+            steps are skipped and counted in ``skipped_steps``).
         queue_size: MoCo queue ``r``; clipped to half the training set (a longer queue would
             hold stale copies of the same samples).
         moco_momentum: key encoder momentum (MoCo: 0.999).
@@ -103,6 +107,7 @@ class TrainConfig:
     embedding_dim: int = 128
     representation: str = "backbone"
     bn_groups: int = 2
+    precision: str = "auto"
     queue_size: int = 16384
     moco_momentum: float = 0.99
     lr: float = 0.03
@@ -155,6 +160,10 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.lr_warmup_epochs < 0:
             raise ValueError(f"lr_warmup_epochs must be >= 0, got {self.lr_warmup_epochs}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ValueError(
+                f"precision must be auto or one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.width < 1:
             raise ValueError(f"width must be >= 1, got {self.width}")
         _ = self.worker_range  # validates `workers`

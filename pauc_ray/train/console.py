@@ -124,6 +124,8 @@ def format_epoch(metrics: dict[str, Any], epochs: int) -> str:
         parts.append(knn)
     if metrics.get("nemd") is not None:
         parts.append(f"NEMD {metrics['nemd']:.3f}/{metrics.get('nemd_nn', math.nan):.3f} nn")
+    if metrics.get("skipped_steps"):
+        parts.append(f"{metrics['skipped_steps']:.0f} fp16 step(s) skipped (overflow)")
     parts.append(f"{metrics.get('samples_per_second', 0):,.0f} samples/s")
     parts.append(f"{metrics.get('epoch_seconds', 0):.0f} s")
     return "  ".join(parts)

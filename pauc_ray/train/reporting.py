@@ -34,7 +34,7 @@ def brief(metrics: dict[str, Any]) -> str:
 
 
 def report_with_checkpoint(
-    rank, model, optimizer, epoch, config, history, clustering, metrics
+    rank, model, optimizer, epoch, config, history, clustering, metrics, scaler=None
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
@@ -47,6 +47,7 @@ def report_with_checkpoint(
                 "history_json": json.dumps(history),
                 "metrics_json": json.dumps(metrics),
                 "clustering": _clustering_state(clustering),
+                "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
             }
             write_checkpoint(tmp, state, epoch)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)

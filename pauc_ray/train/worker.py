@@ -41,7 +41,7 @@ from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.prototypes import EpochPrototypes
 from pauc_ray.schedule import build_lr_scheduler
-from pauc_ray.step import train_step
+from pauc_ray.step import resolve_precision, train_step
 from pauc_ray.train.config import TrainConfig
 from pauc_ray.train.evaluate_run import evaluate_encoder
 from pauc_ray.train.fault_injection import FAULT_ENV, maybe_inject_fault
@@ -98,6 +98,8 @@ class _Run:
     group: str
     progress: Any = None  # rank 0's ProgressChannel to the driver (console.py), or None
     mlflow: Any = None  # rank 0's MLflow module when --mlflow-uri is given
+    precision: str = "fp32"
+    scaler: Any = None  # fp16's GradScaler (its state travels with checkpoints)
     start_epoch: int = 0
     history: list = field(default_factory=list)
     clustering: Any = None  # the last epoch's clustering result (saved with checkpoints)
@@ -127,6 +129,8 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         momentum=config.sgd_momentum,
         weight_decay=config.weight_decay,
     )
+    precision = resolve_precision(config.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     start_epoch, history = 0, []
     state, source = None, None
     checkpoint = ray.train.get_checkpoint()
@@ -139,6 +143,8 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch = int(state["epoch"])
         history = json.loads(state["history_json"])
         generator.manual_seed(config.seed * 7919 + rank + 104729 * start_epoch)
@@ -183,6 +189,8 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         group=group_token(world),
         progress=loop_config.get("progress") if rank == 0 else None,
         mlflow=_mlflow_session(config) if rank == 0 else None,
+        precision=precision,
+        scaler=scaler,
         start_epoch=start_epoch,
         history=history,
     )
@@ -262,6 +270,7 @@ class _EpochStats:
     instance_accuracy: float = 0.0
     prototype_accuracy: float = 0.0
     steps: int = 0
+    skipped: int = 0  # fp16 steps whose gradients overflowed
     gradient_norms: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -301,7 +310,10 @@ def _train_epoch(
             gather_distributed=run.world > 1,
             # mid-epoch: at the very first step of a run the queue is still empty
             measure_gradients=stats.steps == run.steps_per_epoch // 2,
+            precision=run.precision,
+            scaler=run.scaler,
         )
+        stats.skipped += out.skipped
         run.scheduler.step()
         stats.gradient_norms = stats.gradient_norms or out.gradient_norms
         total = out.total.item()
@@ -329,10 +341,11 @@ def _epoch_metrics(
         stats.instance_accuracy / steps,
         stats.prototype_accuracy / steps,
         float(stats.steps),
+        float(stats.skipped),
     ]
     local += [stats.gradient_norms.get(n, 0.0) for n in TERM_NAMES]
     averaged = mean_over_workers(local, run.device)
-    norms = dict(zip(TERM_NAMES, averaged[len(names) + 3 :]))
+    norms = dict(zip(TERM_NAMES, averaged[len(names) + 4 :]))
     samples = stats.steps * run.per_worker_batch * run.world
     metrics: dict[str, Any] = {
         "epoch": epoch + 1,
@@ -345,6 +358,8 @@ def _epoch_metrics(
         # |d (weighted term) / d q|, middle step of the epoch, mean over workers
         **{f"grad_norm_{n}": norms[n] for n in TERM_NAMES if n in stats.gradient_norms},
         "samples_per_second": samples / max(stats.seconds, 1e-9),
+        "precision": run.precision,
+        "skipped_steps": averaged[len(names) + 3] * run.world,  # summed over the workers
         "feature_pass_seconds": seconds["feature_pass"],
         "clustering_seconds": seconds["clustering"],
         "epoch_seconds": seconds["epoch"],
@@ -390,6 +405,7 @@ def _report_epoch(run: _Run, epoch: int, metrics: dict[str, Any], loop_config: d
             run.history,
             run.clustering,
             metrics,
+            scaler=run.scaler,
         )
     else:
         ray.train.report(reportable(metrics))

@@ -83,7 +83,9 @@ def test_a_run_with_a_checkpoint_but_no_summary_is_resumed(tmp_path, monkeypatch
 
     calls = []
     monkeypatch.setattr(
-        driver, "run_training", lambda cfg, resume=None: calls.append(resume) or {"x": 1}
+        driver,
+        "run_training",
+        lambda cfg, resume=None, **kw: calls.append(resume) or {"x": 1},
     )
     config = compare.CompareConfig(dataset="digits", out=str(tmp_path))
     train_config = compare.train_config_for(config, "pauc", 0)
@@ -97,6 +99,15 @@ def test_a_run_with_a_checkpoint_but_no_summary_is_resumed(tmp_path, monkeypatch
     assert len(calls) == 2  # finished: not trained again
     (run_dir / "config.json").write_text(train_config.to_json())
     assert compare._train(train_config) == {"error": None, "export": "e"}
+    older = json.loads(train_config.to_json())
+    del older["precision"]  # saved before the setting existed: it counts as its default
+    (run_dir / "config.json").write_text(json.dumps(older))
+    assert compare._train(train_config) == {"error": None, "export": "e"}
+    older["precision"] = "bf16"
+    (run_dir / "config.json").write_text(json.dumps(older))
+    with pytest.raises(ValueError, match=r"other settings \(precision\)"):
+        compare._train(train_config)
+    (run_dir / "config.json").write_text(train_config.to_json())
     other = compare.train_config_for(dataclasses.replace(config, epochs=7), "pauc", 0)
     with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
         compare._train(other)  # another --epochs into the same --out
