@@ -49,6 +49,7 @@ def train_step(
     measure_gradients: bool = False,
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
+    shuffle_across_workers: bool = False,
 ) -> LossOutput:
     """Runs one step and returns the loss terms.
 
@@ -69,10 +70,14 @@ def train_step(
             before the loss, so the losses, the queue and the prototypes stay float32.
         scaler: fp16's ``torch.amp.GradScaler``. A step whose scaled gradients overflow is
             skipped (no optimiser step, no momentum update) and reported in ``skipped``.
+        shuffle_across_workers: MoCo's shuffle-BN across workers for the key encoder (see
+            :meth:`~pauc_ray.model.moco.MoCo.forward`).
     """
     dtype = _DTYPES.get(precision)
     with torch.autocast(x_q.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        q, k = model(x_q, x_k, query_encoder=query_encoder)
+        q, k = model(
+            x_q, x_k, query_encoder=query_encoder, shuffle_across_workers=shuffle_across_workers
+        )
     q, k = q.float(), k.float()
     out = pauc_loss(
         q,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -77,16 +78,27 @@ class MoCo(nn.Module):
         return int(self.queue.shape[1])
 
     def forward(
-        self, x_q: torch.Tensor, x_k: torch.Tensor, query_encoder: nn.Module | None = None
+        self,
+        x_q: torch.Tensor,
+        x_k: torch.Tensor,
+        query_encoder: nn.Module | None = None,
+        shuffle_across_workers: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``q = normalize(f_q(x_q))`` (B, D) with grad and ``k`` (B, D) without.
 
         ``query_encoder`` replaces ``f_q`` for the forward pass only, e.g. a
         DistributedDataParallel wrapper of it (so only ``f_q``'s gradients are all-reduced).
+        ``shuffle_across_workers`` (in training, with ``torch.distributed`` running) is MoCo's
+        shuffle-BN across workers: the key batch of every worker is gathered, permuted by one
+        permutation from rank 0, split back into equal shares for the key encoder and
+        unshuffled after it (:func:`shuffle_across_workers`).
         """
         q = F.normalize((query_encoder or self.encoder_q)(x_q), dim=1)
         with torch.no_grad():
-            if self.training and self.bn_groups > 1:
+            if self.training and shuffle_across_workers and _world_size() > 1:
+                shuffled, unshuffle = batch_shuffle_across_workers(x_k)
+                k = batch_unshuffle_across_workers(self.encoder_k(shuffled), unshuffle)
+            elif self.training and self.bn_groups > 1:
                 # MoCo's shuffle-BN inside one worker: keys are normalised in ghost groups
                 # of a random permutation, so a key's BatchNorm statistics come from another
                 # subset of the batch than its query's.
@@ -127,3 +139,35 @@ class MoCo(nn.Module):
         """The queue's real keys (R', D), R' <= R; empty until the first ``enqueue``."""
         filled = int(self.queue_filled)
         return self.queue if filled >= self.queue.shape[0] else self.queue[:filled]
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def batch_shuffle_across_workers(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """MoCo's ``_batch_shuffle_ddp``: this worker's share (B, ...) of the global key batch after
+    one random permutation drawn on rank 0, and the index that undoes it. Every worker must
+    hold the same ``B``. A key's BatchNorm statistics then come from samples of other workers,
+    not from the batch its query saw (the information leak shuffle-BN exists to stop)."""
+    gathered = _gather(x)
+    permutation = torch.randperm(len(gathered), device=x.device)
+    dist.broadcast(permutation, src=0)
+    rank, size = dist.get_rank(), len(x)
+    mine = permutation[rank * size : (rank + 1) * size]
+    return gathered[mine], torch.argsort(permutation)
+
+
+@torch.no_grad()
+def batch_unshuffle_across_workers(y: torch.Tensor, unshuffle: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`batch_shuffle_across_workers`: this worker's own rows of ``y``."""
+    gathered = _gather(y)
+    rank, size = dist.get_rank(), len(y)
+    return gathered[unshuffle[rank * size : (rank + 1) * size]]

@@ -24,6 +24,8 @@ from pauc_ray.model.backbones import BACKBONES, HEADS, REPRESENTATIONS
 from pauc_ray.schedule import LR_SCHEDULES
 from pauc_ray.step import PRECISIONS
 
+BATCH_NORMS = ("ghost", "shuffle", "sync")
+
 
 def parse_worker_range(workers: str | int, name: str = "workers") -> tuple[int, int]:
     """``(min, max)`` from ``"N"`` or ``"MIN:MAX"``; ValueError naming ``name`` otherwise."""
@@ -63,6 +65,11 @@ class TrainConfig:
         representation: what evaluation embeds: ``backbone`` (pooled features, projection
             head removed, as MoCo v2 and PCL evaluate) or ``projection``.
         bn_groups: ghost BatchNorm groups for MoCo's shuffle-BN within a worker.
+        batch_norm: how BatchNorm sees the key batch: ``ghost`` (default: ``bn_groups`` ghost
+            batches inside each worker with the key batch shuffled among them, the same with
+            one worker or many), ``shuffle`` (MoCo's shuffle-BN across workers: the global key
+            batch permuted before the key encoder and unshuffled after; ghost BatchNorm with
+            one worker) or ``sync`` (SyncBatchNorm: statistics over every worker's batch).
         precision: ``auto`` (bf16 on a GPU that supports it, else fp32), ``fp32``, ``bf16`` or
             ``fp16`` (autocast around the encoders; fp16 with a gradient scaler whose overflowing
             steps are skipped and counted in ``skipped_steps``).
@@ -107,6 +114,7 @@ class TrainConfig:
     embedding_dim: int = 128
     representation: str = "backbone"
     bn_groups: int = 2
+    batch_norm: str = "ghost"
     precision: str = "auto"
     queue_size: int = 16384
     moco_momentum: float = 0.99
@@ -160,6 +168,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.lr_warmup_epochs < 0:
             raise ValueError(f"lr_warmup_epochs must be >= 0, got {self.lr_warmup_epochs}")
+        if self.batch_norm not in BATCH_NORMS:
+            raise ValueError(f"batch_norm must be one of {BATCH_NORMS}, got {self.batch_norm!r}")
         if self.precision not in ("auto", *PRECISIONS):
             raise ValueError(
                 f"precision must be auto or one of {PRECISIONS}, got {self.precision!r}"

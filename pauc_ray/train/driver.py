@@ -226,6 +226,11 @@ def run_training(
     use_gpu = (
         (ray.cluster_resources().get("GPU", 0) > 0) if config.use_gpu is None else config.use_gpu
     )
+    if config.batch_norm == "sync" and not use_gpu and hi > 1:
+        raise ValueError(
+            "--batch-norm sync needs GPU workers (torch's SyncBatchNorm has no CPU kernel); "
+            "use --batch-norm shuffle (MoCo's shuffle-BN across workers) on CPUs"
+        )
     files.config.write_text(config.to_json())
     if latest is not None:
         logger.info("resuming %s from %s", name, latest)

@@ -150,6 +150,9 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         generator.manual_seed(config.seed * 7919 + rank + 104729 * start_epoch)
         if rank == 0:
             logger.info("resumed from epoch %d (%s)", start_epoch, source)
+    if config.batch_norm == "sync" and world > 1:  # statistics over every worker's batch
+        model.encoder_q = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_q)
+        model.encoder_k = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_k)
     query_encoder = model.encoder_q
     if world > 1:
         query_encoder = torch.nn.parallel.DistributedDataParallel(
@@ -312,6 +315,7 @@ def _train_epoch(
             measure_gradients=stats.steps == run.steps_per_epoch // 2,
             precision=run.precision,
             scaler=run.scaler,
+            shuffle_across_workers=config.batch_norm == "shuffle" and run.world > 1,
         )
         stats.skipped += out.skipped
         run.scheduler.step()
