@@ -7,7 +7,11 @@ the loss modules) never pulls in faiss.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
+
+# faiss logs which SIMD build it loaded at INFO in every process that clusters: not news
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 _EXPORTS = {
     "ClusterResult": "cluster.result",

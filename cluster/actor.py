@@ -59,8 +59,13 @@ class ClusterActor:
     """
 
     def __init__(
-        self, num_samples: int, config: KMeansConfig, cache_dir: str | None = None
+        self,
+        num_samples: int,
+        config: KMeansConfig,
+        cache_dir: str | None = None,
+        log_level: str = "INFO",
     ) -> None:
+        logging.getLogger("cluster").setLevel(log_level)  # its per-epoch k-means lines
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         self.num_samples = num_samples
@@ -226,6 +231,7 @@ def create_cluster_actor(
     cache_dir: str | None = None,
     num_gpus: float = 0.0,
     name: str | None = None,
+    log_level: str = "INFO",
 ) -> ray.actor.ActorHandle:
     """Starts the run's :class:`ClusterActor`.
 
@@ -245,4 +251,8 @@ def create_cluster_actor(
     if name is not None:
         options["name"] = name
         options["get_if_exists"] = True
-    return ray.remote(ClusterActor).options(**options).remote(num_samples, config, cache_dir)
+    return (
+        ray.remote(ClusterActor)
+        .options(**options)
+        .remote(num_samples, config, cache_dir, log_level)
+    )

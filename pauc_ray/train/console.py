@@ -32,6 +32,7 @@ def ray_logging_options(verbose: bool) -> dict[str, Any]:
     """``ray.init`` keyword arguments: Ray's own INFO lines (cluster start, Ray Data's plans,
     Ray Train's per-report lines) only with ``verbose``. Also sets the driver's Ray loggers."""
     import ray
+    import ray.data
 
     level = "INFO" if verbose else "WARNING"
     for name in QUIET_LOGGERS:

@@ -146,6 +146,8 @@ def _worker_env() -> dict[str, str]:
 
     if os.environ.get(FAULT_ENV):  # chaos testing: forwarded to the workers
         env[FAULT_ENV] = os.environ[FAULT_ENV]
+    # MLflow's own settings (credentials, TLS, store options) reach rank 0, which logs
+    env.update({k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")})
     return env
 
 
@@ -240,6 +242,7 @@ def run_training(
         cache_dir=str(files.clustering_cache),
         num_gpus=_cluster_gpus(use_gpu),
         name=f"pauc-cluster-{name}",
+        log_level="INFO" if verbose else "WARNING",
     )
     spec = encoder_spec_for(config, info)
     if console:
@@ -248,6 +251,10 @@ def run_training(
     data_context = ray.data.DataContext.get_current()
     data_context.execution_options.preserve_order = True
     data_context.enable_progress_bars = verbose  # the driver's epoch bar says it
+    if not verbose:  # off on purpose: Ray Data's one-time notice that they are off is not news
+        from ray.util.debug import log_once
+
+        log_once("ray_data_progress_manager_disabled")
     train_rows, datasets = _train_data(dataset_dir, info, num_train)
     progress = ProgressChannel()
     trainer = TorchTrainer(
@@ -263,6 +270,7 @@ def run_training(
             "cluster_actor": actor,
             "train_rows": train_rows,
             "progress": progress,
+            "verbose": verbose,
             # Ray Train restores its own latest checkpoint when a run of the same name and
             # storage is started again; this is the fallback when its bookkeeping is gone.
             "resume_from": str(latest) if latest is not None else None,

@@ -110,6 +110,11 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
     (Ray Train's after a restart, or ``resume_from``) if there is one."""
     config: TrainConfig = from_dict(TrainConfig, loop_config["config"])
     spec = EncoderSpec.from_dict(loop_config["encoder_spec"])
+    if not loop_config.get("verbose", True):
+        # Ray Train configured this process's loggers at INFO; the driver prints each epoch,
+        # so only warnings and errors of the worker (and of Ray Train in it) need to travel
+        for name in ("", "ray.train", "ray.data"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
@@ -158,7 +163,9 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         query_encoder = torch.nn.parallel.DistributedDataParallel(
             model.encoder_q,
             device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=False,  # BN statistics stay per worker; the queue never travels
+            # BN statistics stay per worker after the start (every worker starts from the same
+            # seed, so syncing them once at init changes nothing); the queue never travels
+            forward_sync_buffers=False,
         )
     per_worker_batch = sampler.per_worker_batch(config.batch_size, world, config.bn_groups)
     steps_per_epoch = sampler.steps_per_epoch(loop_config["num_train"], world, per_worker_batch)

@@ -111,7 +111,7 @@ def blobs(tmp_path_factory):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_console_is_quiet_and_verbose_brings_ray_back(ray_cluster, tmp_path, blobs):
+def test_console_is_quiet_and_verbose_brings_ray_back(ray_cluster, tmp_path, blobs, monkeypatch):
     mlflow_dir = tmp_path / "mlruns"
     out, err = _train(ray_cluster, tmp_path, blobs, "quiet", "--mlflow-uri", f"file://{mlflow_dir}")
     console = out + err
@@ -129,6 +129,7 @@ def test_console_is_quiet_and_verbose_brings_ray_back(ray_cluster, tmp_path, blo
     history = json.loads((run / "history.json").read_text())
     import mlflow
 
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     mlflow.set_tracking_uri(f"file://{mlflow_dir}")
     client = mlflow.tracking.MlflowClient()
     (mlflow_run,) = client.search_runs([client.get_experiment_by_name("pauc-ray").experiment_id])
