@@ -88,7 +88,7 @@ def test_write_outputs_makes_a_best_yaml_the_training_cli_accepts(tmp_path):
     assert len(table) == 5 and table[3]["status"] == "ERROR" and "temperature" in table[3]["error"]
     assert {"alpha", "tau", "lr", "objective_final", "objective_best", "run_dir"} <= set(table[0])
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert pngs == ["objective_vs_alpha.png", "objective_vs_tau.png"]  # lr is fixed
+    assert pngs == ["objective_by_trial.png", "objective_vs_alpha.png", "objective_vs_tau.png"]
     assert all((tmp_path / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
     assert json.loads((tmp_path / "summary.json").read_text())["best_yaml"].endswith("best.yaml")
 

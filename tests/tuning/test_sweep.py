@@ -110,9 +110,12 @@ def test_smoke_sweep_records_a_failing_trial_and_its_best_yaml_trains(
             assert 0 <= float(row["knn_top1_final"]) <= 100 and float(row["nemd_final"]) > 0
             assert Path(row["run_dir"], "summary.json").exists()
     assert sorted(p.name for p in (out / "plots").glob("*.png")) == sorted(
-        f"objective_vs_{name}.png" for name in TUNABLES
+        ["objective_by_trial.png", *(f"objective_vs_{name}.png" for name in TUNABLES)]
     )
-    assert "best - defaults" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "best - defaults" in printed
+    # one line per trial instead of Tune's tables
+    assert len([line for line in printed.splitlines() if line.startswith("trial ")]) >= 2
 
     # best.yaml is accepted as is by the training CLI, and trains
     best = out / "best.yaml"
