@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue as stdlib_queue
 import sys
 import threading
 import time
@@ -169,7 +168,6 @@ class RunMonitor:
         self._thread: threading.Thread | None = None
         self._bar = None
         self._writer = None
-        self._pending: stdlib_queue.SimpleQueue = stdlib_queue.SimpleQueue()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> RunMonitor:
