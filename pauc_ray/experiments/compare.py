@@ -224,25 +224,35 @@ def _evaluate(config: CompareConfig, train_config, summary, eval_dir: Path) -> d
         same = all(
             stored.get(k) == v for k, v in wanted.items() if k not in ("num_clusters", "device")
         )
-        if same and result.get("model") == str(Path(summary["export"])):
+        if same and _same_export(result.get("model"), summary["export"]):
             return result
-    model = load_exported_model(summary["export"])
+    model = load_exported_model(
+        Path(config.out, "runs", train_config.name, Path(summary["export"]).name)
+    )
     dataset_dir = resolve_dataset(train_config.dataset, train_config.data_dir, train_config.seed)
     return evaluate_model(model, dataset_dir, eval_dir, config.evaluation, config.dataset)
+
+
+def _same_export(a: str | None, b: str | None) -> bool:
+    """Whether two paths name the same run's export, wherever the comparison folder lives now
+    (records are committed and reused from another checkout, so absolute paths differ)."""
+    return a is not None and b is not None and Path(a).parts[-2:] == Path(b).parts[-2:]
 
 
 def run_one(config: CompareConfig, variant: str, seed: int) -> dict[str, Any]:
     """Trains (or reuses) one run and evaluates its export; returns the row of the table."""
     train_config = train_config_for(config, variant, seed)
     summary = _train(train_config)
+    # the run folder under this --out, not the absolute path summary.json was written with
+    run_dir = Path(config.out) / "runs" / run_name(variant, seed)
     row: dict[str, Any] = {
         "variant": variant,
         "method": train_config.method,
         "seed": seed,
-        "run_dir": summary["run_dir"],
+        "run_dir": str(run_dir),
         "wall_seconds": summary["wall_seconds"],
         "wall_minutes": summary["wall_seconds"] / 60.0,
-        "train_minutes": _train_minutes(Path(summary["run_dir"])),
+        "train_minutes": _train_minutes(run_dir),
         "epochs_completed": summary["epochs_completed"],
         "error": summary.get("error"),
     }
