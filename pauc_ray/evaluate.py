@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the raw-input and random-init kNN baselines",
     )
-    p.add_argument("--device", default=None, help="cpu, cuda, ...; None: CUDA if available")
+    p.add_argument(
+        "--device", default="auto", help="auto (a GPU when one is visible), cpu, cuda or cuda:N"
+    )
     p.add_argument("--no-plots", action="store_true", help="numbers only")
     return p
 

@@ -92,6 +92,8 @@ def run_nemd(
         seed=settings.seed,
         return_matrix=True,
         check=check,
+        device=str(served.device),
+        use_gpu=served.device.type == "cuda",
     )
     reports, figure_rows = [], []
     for clustering in found.clusterings:

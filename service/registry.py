@@ -136,6 +136,11 @@ class ServedModel:
         return self.exported.spec.input_kind
 
     @property
+    def device(self) -> torch.device:
+        """Where the encoder runs (the service's ``--device``)."""
+        return next(self.exported.encoder.parameters()).device
+
+    @property
     def embedding_dim(self) -> int:
         """Size of the default (backbone) embedding."""
         return self.exported.embedding_dim("backbone")
@@ -169,12 +174,14 @@ class ServedModel:
     def embed(self, inputs: np.ndarray, representation: str = "backbone") -> np.ndarray:
         """(N, F or D) float32 L2-normalised embeddings of raw inputs (N, *input_shape): the
         backbone's features (default, projection head removed) or the projection output."""
-        x = self.transform(torch.from_numpy(np.ascontiguousarray(inputs)))
-        return self.exported.embed(x, representation=representation).numpy()
+        x = self.transform(torch.from_numpy(np.ascontiguousarray(inputs)).to(self.device))
+        return self.exported.embed(x, representation=representation).cpu().numpy()
 
 
-def load_served_model(model_id: str, run_dir: Path, root: Path) -> ServedModel:
-    exported = load_exported_model(run_dir / EXPORT_DIR)
+def load_served_model(
+    model_id: str, run_dir: Path, root: Path, device: str | torch.device = "cpu"
+) -> ServedModel:
+    exported = load_exported_model(run_dir / EXPORT_DIR, device)
     summary_file = run_dir / SUMMARY_FILE
     summary = None
     if summary_file.is_file():
@@ -196,9 +203,10 @@ def load_served_model(model_id: str, run_dir: Path, root: Path) -> ServedModel:
 class ModelRegistry:
     """The models found under ROOT, by id. Filled once by :meth:`load_all`, then read-only."""
 
-    def __init__(self, root: Path, max_depth: int) -> None:
+    def __init__(self, root: Path, max_depth: int, device: str | torch.device = "cpu") -> None:
         self.root = root
         self.max_depth = max_depth
+        self.device = torch.device(device)
         self.models: dict[str, ServedModel] = {}
         self.failed: dict[str, str] = {}
 
@@ -209,7 +217,7 @@ class ModelRegistry:
             logger.warning("%s is itself a run folder; serve its parent folder instead", self.root)
         for model_id, run_dir in runs:
             try:
-                served = load_served_model(model_id, run_dir, self.root)
+                served = load_served_model(model_id, run_dir, self.root, self.device)
             except _LOAD_ERRORS as exc:
                 message = " ".join(str(exc).split())
                 logger.warning("model %s not served: %s", model_id, message)

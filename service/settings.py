@@ -62,6 +62,8 @@ class ServiceSettings(BaseSettings):
         nemd_max_clusters: K of a clustering at most.
         nemd_max_matrix: K at most for a job that returns its K x K matrix (``matrix: true``).
         discovery_depth: how deep under ``models`` run folders are looked for.
+        device: where the encoders run: ``auto`` (a GPU when torch sees one, else the CPU),
+            ``cpu``, ``cuda`` or ``cuda:N``; a GPU asked for and not visible stops the start.
         torch_threads: torch's intra-op threads; ``0`` keeps torch's default.
         switch_interval_ms: Python's GIL switch interval in the server process
             (``sys.setswitchinterval``). The event loop and the forward thread share the GIL;
@@ -126,6 +128,7 @@ class ServiceSettings(BaseSettings):
     discovery_depth: int = Field(
         4, ge=1, description="folder levels under --models searched for runs"
     )
+    device: str = Field("auto", description="auto (a GPU when one is visible), cpu, cuda, cuda:N")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps the default")
     switch_interval_ms: float = Field(
         0.5,
@@ -148,6 +151,14 @@ class ServiceSettings(BaseSettings):
         if not root.is_dir():
             raise ValueError(f"{str(root)!r} is not a directory")
         return root.resolve()
+
+    @field_validator("device")
+    @classmethod
+    def _device_is_usable(cls, value: str) -> str:
+        from pauc_ray.devices import resolve_device  # torch: only when a device is checked
+
+        resolve_device(value)  # a ValueError says what is wrong
+        return value.strip().lower()
 
     @model_validator(mode="after")
     def _required_and_non_empty(self) -> ServiceSettings:

@@ -15,6 +15,7 @@ from typing import Annotated
 import torch
 from fastapi import Depends, Request
 
+from pauc_ray.devices import resolve_device
 from service.batching import MicroBatcher
 from service.datasets import DatasetCatalog
 from service.errors import ApiError
@@ -34,7 +35,9 @@ class ServiceState:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.metrics = ServiceMetrics()
-        self.registry = ModelRegistry(settings.models, settings.discovery_depth)
+        self.registry = ModelRegistry(
+            settings.models, settings.discovery_depth, resolve_device(settings.device)
+        )
         self.datasets = DatasetCatalog(settings.models)
         self.jobs = JobStore(
             settings.nemd_workers,

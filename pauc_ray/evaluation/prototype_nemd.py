@@ -58,10 +58,12 @@ def nemd_per_clustering(
     use_gpu: bool | None = None,
     return_matrix: bool = False,
     check: Callable[[], None] | None = None,
+    device: str | None = None,
 ) -> PrototypeNEMD:
     """k-means of ``embeddings`` (N, D) into each K of ``num_clusters``, then the NEMD report of
     each clustering (``nemd``, with its own seed for the subsamples). ``check`` is called before
-    each clustering's NEMD; it may raise to stop (a cancelled service job).
+    each clustering's NEMD; it may raise to stop (a cancelled service job). ``device`` is the
+    NEMD solver's (None: a GPU when one is visible); ``use_gpu`` faiss's (None: when it sees one).
 
     Raises:
         ValueError: a K below 2 or above N, or a clustering NEMD cannot use (named by its K).
@@ -82,7 +84,9 @@ def nemd_per_clustering(
             check()
         assignments = np.asarray(clustering.assignments, dtype=np.int64)
         try:
-            report = nemd_report(embeddings, assignments, nemd, return_matrix=return_matrix)
+            report = nemd_report(
+                embeddings, assignments, nemd, return_matrix=return_matrix, device=device
+            )
         except ValueError as exc:
             raise ValueError(f"num_clusters K={k}: {exc}") from exc
         out.append(ClusteringNEMD(k, assignments, report))

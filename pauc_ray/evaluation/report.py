@@ -35,6 +35,7 @@ import torch
 
 from pauc_ray.data import DatasetError, SplitArrays, load_split_arrays, read_dataset_info
 from pauc_ray.data.augment import AugmentConfig, EvalTransform, TwoViewAugment
+from pauc_ray.devices import resolve_device
 from pauc_ray.evaluation.baselines import baseline_knn
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.instance_metrics import alignment, uniformity
@@ -64,7 +65,8 @@ class EvalConfig:
         instance_samples: held-out samples for alignment and uniformity.
         kmeans_niter: k-means iterations per clustering.
         batch_size: samples per forward pass.
-        device: where the encoder runs; None: CUDA when available.
+        device: where the encoder runs: auto (or None) picks a GPU when one is visible, else
+            cpu, cuda or cuda:N (:func:`pauc_ray.devices.resolve_device`).
         plots: write the PNGs.
         probe: the linear probe's settings (its seed is replaced by ``seed``).
         representation: ``backbone`` (default) or ``projection``.
@@ -186,7 +188,7 @@ def evaluate_model(
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
-    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(config.device)
     augment = model.preprocessing
     info = read_dataset_info(dataset_dir)
     _check_compatible(model, info, augment, dataset_dir)

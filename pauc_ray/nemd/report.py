@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pauc_ray.config import NEMDConfig
+from pauc_ray.devices import resolve_device
 from pauc_ray.nemd.reference import pot_w1_values
 from pauc_ray.nemd.sampling import group_by_prototype, sample_pairs, sample_points
 from pauc_ray.nemd.sinkhorn import sinkhorn_w1_pairs
@@ -82,18 +83,6 @@ class NEMDReport:
         return out
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be like 'cpu' or 'cuda', got {device!r}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return resolved
-
-
 def nemd_report(
     embeddings: np.ndarray | torch.Tensor,
     assignments: np.ndarray | torch.Tensor,
@@ -139,7 +128,7 @@ def nemd_report(
     start = time.perf_counter()
     check_nemd_config(config)
     emb, assign = check_inputs(embeddings, assignments)
-    resolved = torch.device("cpu") if exact else _resolve_device(device)
+    resolved = torch.device("cpu") if exact else resolve_device(device)
     ids, members = group_by_prototype(assign)
     k = len(ids)
     kept = sample_points(members, config.max_points, config.seed)

@@ -172,6 +172,12 @@ def _bad_input(kind, blobs_dir, blob_export, tmp_path):
         return blob_export, ["--dataset", "cifar"], "expected one of"
     if kind == "too-many-clusters":
         return blob_export, ["--num-clusters", "1000"], "more clusters than"
+    if kind == "unknown-device":
+        return blob_export, ["--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"
+    if kind == "cuda-without-gpu":
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is visible: cuda is a valid device here")
+        return blob_export, ["--device", "cuda"], "torch sees no CUDA GPU"
     raise AssertionError(kind)
 
 
@@ -186,6 +192,8 @@ def _bad_input(kind, blobs_dir, blob_export, tmp_path):
         "wrong-input-size",
         "unknown-dataset",
         "too-many-clusters",
+        "unknown-device",
+        "cuda-without-gpu",
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(kind, blobs_dir, blob_export, tmp_path, capsys):

@@ -204,5 +204,5 @@ def test_bad_settings_raise(changes: dict, match: str) -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
 def test_cuda_without_a_gpu_raises() -> None:
     x, y = _two_blobs()
-    with pytest.raises(ValueError, match="CUDA is not available"):
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
         nemd_report(x, y, device="cuda")

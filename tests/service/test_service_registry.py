@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from service_storage import BROKEN_ID, FEATURE_DIM, IMAGE_ID, VECTOR_ID, digit_images
 
@@ -51,6 +52,20 @@ def test_embed_is_the_loaders_forward_after_eval_transform(storage_root):
     assert got.shape == (5, FEATURE_DIM) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_models_load_on_the_registrys_device(storage_root, device):
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible")
+    registry = ModelRegistry(storage_root, max_depth=4, device=device)
+    registry.load_all()
+    served = registry.get(IMAGE_ID)
+    assert served.device.type == device
+    got = served.embed(digit_images(3)[:, None])  # inputs travel to the device, results back
+    cpu = ModelRegistry(storage_root, max_depth=4)
+    cpu.load_all()
+    np.testing.assert_allclose(got, cpu.get(IMAGE_ID).embed(digit_images(3)[:, None]), atol=1e-4)
 
 
 def test_describe_has_the_runs_metrics_but_no_paths(storage_root):

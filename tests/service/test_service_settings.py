@@ -62,6 +62,7 @@ def test_every_setting_has_an_env_var_and_a_flag():
         (["--models", "ROOT"], {"PAUC_SERVICE_ACCESS_LOG": "maybe"}, "expected a boolean"),
         (["--models", "ROOT", "--log-level", "loud"], {}, "--log-level / PAUC_SERVICE_LOG"),
         (["--models", "ROOT"], {"PAUC_API_KEY": "  "}, "PAUC_API_KEY is set but empty"),
+        (["--models", "ROOT", "--device", "tpu"], {}, "--device / PAUC_SERVICE_DEVICE"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, argv, environ, named):
@@ -81,3 +82,25 @@ def test_cli_rejects_bad_settings_before_serving(tmp_path):
     assert result.returncode == 2
     assert "error: --models / PAUC_SERVICE_MODELS" in result.stderr
     assert "is not a directory" in result.stderr
+
+
+def test_device_auto_is_the_default_and_cpu_is_always_usable(tmp_path):
+    import torch
+
+    from pauc_ray.devices import resolve_device
+
+    settings = from_argv(["--models", str(tmp_path)], {})
+    assert settings.device == "auto"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device(settings.device).type == expected
+    assert from_argv(["--models", str(tmp_path), "--device", "CPU"], {}).device == "cpu"
+    assert from_argv([], {"PAUC_SERVICE_MODELS": str(tmp_path), "PAUC_SERVICE_DEVICE": "cpu"})
+
+
+def test_a_gpu_asked_for_without_one_stops_the_start(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: --device cuda is valid here")
+    with pytest.raises(SettingsError, match="torch sees no CUDA GPU"):
+        from_argv(["--models", str(tmp_path), "--device", "cuda"], {})
