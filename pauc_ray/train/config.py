@@ -73,6 +73,9 @@ class TrainConfig:
         precision: ``auto`` (bf16 on a GPU that supports it, else fp32), ``fp32``, ``bf16`` or
             ``fp16`` (autocast around the encoders; fp16 with a gradient scaler whose overflowing
             steps are skipped and counted in ``skipped_steps``).
+        channels_last: keep the encoders' weights and image batches in channels_last (NHWC)
+            memory order (a speed setting for GPUs with tensor cores; off by default).
+        compile: ``torch.compile`` the two encoders (off by default; the first steps compile).
         queue_size: MoCo queue ``r``; clipped to half the training set (a longer queue would
             hold stale copies of the same samples).
         moco_momentum: key encoder momentum (MoCo: 0.999).
@@ -116,6 +119,8 @@ class TrainConfig:
     bn_groups: int = 2
     batch_norm: str = "ghost"
     precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
     queue_size: int = 16384
     moco_momentum: float = 0.99
     lr: float = 0.03

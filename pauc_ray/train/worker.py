@@ -37,6 +37,7 @@ from pauc_ray.data.ray_dataset import input_column, rows_from_object_store
 from pauc_ray.data.sharding import shard_bounds
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
+from pauc_ray.model.acceleration import compile_encoders, to_channels_last
 from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.prototypes import EpochPrototypes
@@ -158,6 +159,10 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
     if config.batch_norm == "sync" and world > 1:  # statistics over every worker's batch
         model.encoder_q = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_q)
         model.encoder_k = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_k)
+    if config.channels_last and spec.input_kind == "image":
+        model.to(memory_format=torch.channels_last)
+    if config.compile:
+        compile_encoders(model.encoder_q, model.encoder_k)
     query_encoder = model.encoder_q
     if world > 1:
         query_encoder = torch.nn.parallel.DistributedDataParallel(
@@ -304,6 +309,8 @@ def _train_epoch(
         x_q, x_k = augment(
             inputs.to(device), generator=None if device.type == "cuda" else run.generator
         )
+        if config.channels_last:
+            x_q, x_k = to_channels_last(x_q), to_channels_last(x_k)
         sets = prototypes.for_batch(batch["id"].to(device)) if prototypes else []
         out = train_step(
             run.model,

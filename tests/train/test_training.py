@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pauc_ray.checkpoint import find_latest_checkpoint, read_checkpoint
 from pauc_ray.data import PrepareConfig, load_split_arrays, prepare
@@ -116,6 +117,37 @@ def test_the_default_jobs_recipe_beats_its_random_init_on_digits(ray_cluster, tm
     state = read_checkpoint(find_latest_checkpoint(summary["run_dir"]))
     assert state["epoch"] == epochs and "k0_centroids" in state["clustering"]
     assert tuple(state["clustering"]["k1_centroids"].shape) == (20, 128)
+
+
+def test_bf16_with_channels_last_trains_digits_with_finite_losses(ray_cluster, tmp_path):
+    """Mixed precision under Ray Train: two workers, the digits recipe's ConvNet in bf16
+    autocast with channels_last weights and batches, the prototype terms on from the second
+    epoch; every term stays finite and float32 reaches the loss, nothing is skipped (only fp16
+    skips), and the export loads and embeds in float32."""
+    base = resolve_config({})
+    config = dataclasses.replace(
+        base,
+        data_dir=str(tmp_path / "data"),
+        storage=str(tmp_path / "runs"),
+        name="bf16",
+        epochs=2,
+        precision="bf16",
+        channels_last=True,
+        kmeans=dataclasses.replace(base.kmeans, num_clusters=(10,), nredo=1),
+        loss=dataclasses.replace(base.loss, warmup_epochs=1),
+    )
+    summary = run_training(config)
+    assert summary["error"] is None and summary["epochs_completed"] == 2
+    h = history(summary)
+    assert [m["precision"] for m in h] == ["bf16", "bf16"]
+    assert all(m["skipped_steps"] == 0 for m in h)
+    losses = [v for m in h for k, v in m.items() if k.startswith("loss_")]
+    assert losses and all(np.isfinite(v) for v in losses)
+    assert h[1]["loss_p_uniform"] != 0 and np.isfinite(h[1]["knn_top1"])
+    model = load_exported_model(summary["export"])
+    images = load_split_arrays(tmp_path / "data" / "digits", "test").inputs[:16]
+    out = model.embed(EvalTransform(config.augment)(torch.from_numpy(images)))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 def test_a_second_run_with_the_same_name_is_refused(ray_cluster, blobs_dir, tmp_path):
