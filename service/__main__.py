@@ -1,4 +1,5 @@
-"""``python -m service --models ROOT [--host 127.0.0.1] [--port 8000]``: serve with uvicorn.
+"""``python -m service --models ROOT [--host 127.0.0.1] [--port 8000]``: serve with uvicorn
+(one process), or with ``--ray-serve`` as Ray Serve replicas (:mod:`service.ray_serve`).
 
 Every setting is a flag and an environment variable (``python -m service --help``); a bad one
 stops the start with ``error: ...`` naming it (exit code 2).
@@ -39,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for handler in logging.getLogger().handlers:  # every record says which request it is of
         handler.addFilter(RequestIdFilter())
+    if settings.ray_serve:  # replicas on a Ray cluster (service/ray_serve.py)
+        from service.ray_serve import serve_forever
+
+        serve_forever(settings)
+        return 0
     # this process serves and nothing else, so it may set process-wide things
     sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
     # imported after the settings are checked: a bad flag should not wait for torch

@@ -11,14 +11,17 @@ NEMD job pool and, in a background thread, the models; ``/healthz`` answers at o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 import pauc_ray
+from service.batching import MicroBatcher
 from service.errors import install_error_handlers
 from service.middleware import ServiceMiddleware
+from service.registry import ServedModel
 from service.routes import datasets, embed, health, metrics, models, nemd, openai
 from service.settings import ServiceSettings
 from service.state import ServiceState
@@ -31,15 +34,25 @@ When `PAUC_API_KEY` is set, every route but `/healthz` and `/readyz` needs it in
 (or `Authorization: Bearer`)."""
 
 
-def create_app(settings: ServiceSettings, *, load_in_background: bool = True) -> FastAPI:
+def create_app(
+    settings: ServiceSettings,
+    *,
+    load_in_background: bool = True,
+    model_loader: Callable[[str], Awaitable[ServedModel]] | None = None,
+    batcher_class: Callable[..., Any] = MicroBatcher,
+) -> FastAPI:
     """The app serving every export under ``settings.models``.
 
     Args:
         settings: checked settings (:func:`service.settings.settings_from`).
         load_in_background: load models in a thread after start-up (``/readyz`` says when
             done); False loads them before the app accepts requests.
+        model_loader, batcher_class: how a Ray Serve replica loads models (lazily, through
+            Serve's multiplexing) and batches requests (``@serve.batch``); the defaults load
+            every model at start and batch with :class:`~service.batching.MicroBatcher`
+            (:mod:`service.ray_serve` says why both exist).
     """
-    state = ServiceState(settings)
+    state = ServiceState(settings, model_loader=model_loader, batcher_class=batcher_class)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

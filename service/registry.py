@@ -29,9 +29,22 @@ import numpy as np
 import torch
 
 from pauc_ray.data.augment import EvalTransform
-from pauc_ray.export import META_FILE, WEIGHTS_FILE, ExportedModel, load_exported_model
+from pauc_ray.export import (
+    META_FILE,
+    WEIGHTS_FILE,
+    ExportedModel,
+    ExportError,
+    load_exported_model,
+)
+from pauc_ray.model.backbones import EncoderSpec, build_encoder
 
-__all__ = ["ModelRegistry", "ServedModel", "discover_runs", "is_inside"]
+__all__ = [
+    "ModelRegistry",
+    "ServedModel",
+    "describe_unloaded",
+    "discover_runs",
+    "is_inside",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -97,15 +110,57 @@ def _numbers(data: Any) -> dict[str, Any]:
     }
 
 
-def _raw_input_shape(exported: ExportedModel) -> tuple[int, ...]:
+def _raw_input_shape(spec: EncoderSpec, meta: dict[str, Any]) -> tuple[int, ...]:
     """The shape of one input in a request: the stored dataset's image size, else the spec's."""
-    spec = exported.spec
-    info = exported.meta.get("dataset_info")
+    info = meta.get("dataset_info")
     if spec.input_kind == "image" and isinstance(info, dict):
         shape = (info.get("channels"), info.get("height"), info.get("width"))
         if all(isinstance(v, int) and v > 0 for v in shape) and shape[0] == spec.input_shape[0]:
             return shape  # type: ignore[return-value]
     return tuple(spec.input_shape)
+
+
+def _description(
+    model_id: str,
+    spec: EncoderSpec,
+    meta: dict[str, Any],
+    feature_dim: int,
+    summary: dict[str, Any],
+    has_nemd_report: bool,
+) -> dict[str, Any]:
+    """The entry of ``GET /models`` (loaded or not: a lazily loading service lists both)."""
+    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if v is not None}
+    metrics.update({k: v for k, v in summary.items() if k not in ("method", "dataset")})
+    return {
+        "id": model_id,
+        "method": meta.get("method"),
+        "dataset": meta.get("dataset"),
+        "backbone": spec.backbone,
+        "input_kind": spec.input_kind,
+        "input_shape": list(_raw_input_shape(spec, meta)),
+        "embedding_dim": feature_dim,
+        "projection_dim": spec.embedding_dim,
+        "epoch": meta.get("epoch"),
+        "metrics": metrics,
+        "has_nemd_report": has_nemd_report,
+    }
+
+
+def _summary(run_dir: Path, root: Path) -> dict[str, Any]:
+    """The scalar entries of the run's ``summary.json`` ({} without one, or when it is a link
+    leaving ROOT)."""
+    summary_file = run_dir / SUMMARY_FILE
+    if not summary_file.is_file():
+        return {}
+    if not is_inside(summary_file, root):
+        logger.warning("%s: not read, it resolves outside %s", summary_file, root)
+        return {}
+    return _numbers(_read_json(summary_file))
+
+
+def _nemd_report_path(run_dir: Path, root: Path) -> Path | None:
+    path = run_dir / NEMD_REPORT_FILE
+    return path if path.is_file() and is_inside(path, root) else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,27 +203,18 @@ class ServedModel:
     @property
     def nemd_report_path(self) -> Path | None:
         """``nemd_report.json`` of the run when it is a file inside ROOT, else None."""
-        path = self.run_dir / NEMD_REPORT_FILE
-        return path if path.is_file() and is_inside(path, self.root) else None
+        return _nemd_report_path(self.run_dir, self.root)
 
     def describe(self) -> dict[str, Any]:
         """The entry of ``GET /models``."""
-        meta = self.exported.meta
-        metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if v is not None}
-        metrics.update({k: v for k, v in self.summary.items() if k not in ("method", "dataset")})
-        return {
-            "id": self.id,
-            "method": meta.get("method"),
-            "dataset": meta.get("dataset"),
-            "backbone": self.exported.spec.backbone,
-            "input_kind": self.input_kind,
-            "input_shape": list(self.input_shape),
-            "embedding_dim": self.embedding_dim,
-            "projection_dim": self.exported.embedding_dim("projection"),
-            "epoch": meta.get("epoch"),
-            "metrics": metrics,
-            "has_nemd_report": self.nemd_report_path is not None,
-        }
+        return _description(
+            self.id,
+            self.exported.spec,
+            self.exported.meta,
+            self.embedding_dim,
+            self.summary,
+            self.nemd_report_path is not None,
+        )
 
     @torch.inference_mode()
     def embed(self, inputs: np.ndarray, representation: str = "backbone") -> np.ndarray:
@@ -182,42 +228,77 @@ def load_served_model(
     model_id: str, run_dir: Path, root: Path, device: str | torch.device = "cpu"
 ) -> ServedModel:
     exported = load_exported_model(run_dir / EXPORT_DIR, device)
-    summary_file = run_dir / SUMMARY_FILE
-    summary = None
-    if summary_file.is_file():
-        if is_inside(summary_file, root):
-            summary = _read_json(summary_file)
-        else:
-            logger.warning("%s: not read, it resolves outside %s", summary_file, root)
     return ServedModel(
         id=model_id,
         exported=exported,
         transform=EvalTransform(exported.preprocessing),
-        input_shape=_raw_input_shape(exported),
+        input_shape=_raw_input_shape(exported.spec, exported.meta),
         run_dir=run_dir,
-        summary=_numbers(summary),
+        summary=_summary(run_dir, root),
         root=root,
     )
 
 
+def describe_unloaded(model_id: str, run_dir: Path, root: Path) -> dict[str, Any]:
+    """The ``GET /models`` entry of a model whose weights are not loaded: ``model.json`` is
+    read, and the encoder is built on torch's meta device (no memory, no weights) for its
+    feature size. Raises ExportError (or OSError) when ``model.json`` is unreadable."""
+    meta = json.loads((run_dir / EXPORT_DIR / META_FILE).read_text())
+    try:
+        spec = EncoderSpec.from_dict(meta.pop("spec"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportError(f"{run_dir / EXPORT_DIR / META_FILE}: malformed ({exc})") from None
+    with torch.device("meta"):
+        feature_dim = int(build_encoder(spec).feature_dim)
+    return _description(
+        model_id,
+        spec,
+        meta,
+        feature_dim,
+        _summary(run_dir, root),
+        _nemd_report_path(run_dir, root) is not None,
+    )
+
+
 class ModelRegistry:
-    """The models found under ROOT, by id. Filled once by :meth:`load_all`, then read-only."""
+    """The models found under ROOT, by id.
+
+    Two ways to fill it: :meth:`load_all` (one process serving everything: every model is
+    loaded at start, then the registry is read-only), or :meth:`discover` and then
+    :meth:`load` per model on first use (Ray Serve replicas: Serve's model multiplexing keeps
+    the most recently used ones and drops the rest, so a ROOT of hundreds of runs is not
+    loaded at once).
+    """
 
     def __init__(self, root: Path, max_depth: int, device: str | torch.device = "cpu") -> None:
         self.root = root
         self.max_depth = max_depth
         self.device = torch.device(device)
+        self.run_dirs: dict[str, Path] = {}
         self.models: dict[str, ServedModel] = {}
         self.failed: dict[str, str] = {}
 
-    def load_all(self) -> None:
-        """Loads every export found (blocking: call it off the event loop)."""
-        runs = discover_runs(self.root, self.max_depth)
+    def discover(self) -> None:
+        """Finds the run folders under ROOT (reads no weights; blocking)."""
+        self.run_dirs = dict(discover_runs(self.root, self.max_depth))
         if (self.root / EXPORT_DIR / META_FILE).is_file():
             logger.warning("%s is itself a run folder; serve its parent folder instead", self.root)
-        for model_id, run_dir in runs:
+
+    def load(self, model_id: str) -> ServedModel:
+        """Loads one discovered model (blocking; not kept here: the caller caches it).
+
+        Raises:
+            KeyError: ``model_id`` was not discovered.
+            ExportError, OSError, ...: the export is broken (the loader's errors).
+        """
+        return load_served_model(model_id, self.run_dirs[model_id], self.root, self.device)
+
+    def load_all(self) -> None:
+        """Discovers and loads every export (blocking: call it off the event loop)."""
+        self.discover()
+        for model_id in self.run_dirs:
             try:
-                served = load_served_model(model_id, run_dir, self.root, self.device)
+                served = self.load(model_id)
             except _LOAD_ERRORS as exc:
                 message = " ".join(str(exc).split())
                 logger.warning("model %s not served: %s", model_id, message)

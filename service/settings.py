@@ -70,6 +70,13 @@ class ServiceSettings(BaseSettings):
             at Python's default (5 ms) a busy event loop keeps the forward thread waiting for
             the GIL between the model's layers (measured here: a ResNet-18 forward next to a
             busy Python thread ran 15x slower). Set by ``python -m service`` only.
+        ray_serve: serve with Ray Serve (replicas on a Ray cluster) instead of one uvicorn
+            process (:mod:`service.ray_serve`).
+        replicas: Serve replicas: ``N``, or ``MIN:MAX`` for Serve's autoscaling between them.
+        cpus_per_replica, gpus_per_replica: what each replica reserves on the cluster.
+        max_models_per_replica: models each replica keeps loaded (Serve's model multiplexing:
+            the least recently used is dropped beyond it).
+        target_ongoing_requests: requests in flight per replica that Serve's autoscaler aims at.
         access_log: one log line per request (``service.access``: request id, method, path,
             status, milliseconds).
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
@@ -137,6 +144,18 @@ class ServiceSettings(BaseSettings):
         allow_inf_nan=False,
         description="Python's GIL switch interval in ms (sys.setswitchinterval)",
     )
+    ray_serve: bool = Field(False, description="serve with Ray Serve instead of uvicorn")
+    replicas: str = Field(
+        "1", pattern=r"^\d+(:\d+)?$", description="Serve replicas: N, or MIN:MAX to autoscale"
+    )
+    cpus_per_replica: float = Field(1.0, ge=0, allow_inf_nan=False, description="CPUs each")
+    gpus_per_replica: float = Field(0.0, ge=0, allow_inf_nan=False, description="GPUs each")
+    max_models_per_replica: int = Field(
+        8, ge=1, description="models a Serve replica keeps loaded (least recently used dropped)"
+    )
+    target_ongoing_requests: float = Field(
+        32.0, gt=0, allow_inf_nan=False, description="Serve autoscaling: requests per replica"
+    )
     access_log: bool = Field(True, description="one log line per request, with its request id")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug, info, warning or error"
@@ -161,6 +180,16 @@ class ServiceSettings(BaseSettings):
         return value.strip().lower()
 
     @model_validator(mode="after")
+    def _replicas_make_sense(self) -> ServiceSettings:
+        lo, hi = self.replica_range
+        if hi < 1 or lo > hi:
+            raise ValueError(
+                f"--replicas / {env_name('replicas')}: expected N >= 1 or MIN:MAX with "
+                f"MIN <= MAX and MAX >= 1, got {self.replicas!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _required_and_non_empty(self) -> ServiceSettings:
         if self.models is None:
             raise ValueError(
@@ -177,6 +206,12 @@ class ServiceSettings(BaseSettings):
                 "client can send in a header; any other UTF-8 text is fine"
             )
         return self
+
+    @property
+    def replica_range(self) -> tuple[int, int]:
+        """``(min, max)`` Serve replicas (equal without autoscaling)."""
+        lo, _, hi = self.replicas.partition(":")
+        return int(lo), int(hi or lo)
 
     @property
     def micro_batching(self) -> bool:

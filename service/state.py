@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 from fastapi import Depends, Request
@@ -21,7 +22,7 @@ from service.datasets import DatasetCatalog
 from service.errors import ApiError
 from service.jobs import JobStore
 from service.metrics import ServiceMetrics
-from service.registry import ModelRegistry, ServedModel
+from service.registry import _LOAD_ERRORS, ModelRegistry, ServedModel
 from service.settings import ServiceSettings
 
 __all__ = ["ServiceState", "StateDep", "get_state"]
@@ -32,8 +33,26 @@ logger = logging.getLogger(__name__)
 class ServiceState:
     """The service's parts; :meth:`start` loads the models (in a thread, in the background)."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        model_loader: Callable[[str], Awaitable[ServedModel]] | None = None,
+        batcher_class: type[MicroBatcher] | Callable[..., Any] = MicroBatcher,
+    ) -> None:
+        """
+        Args:
+            settings: the service's settings.
+            model_loader: None: every model is loaded at start (one process serving all).
+                Else models are only discovered at start and ``await model_loader(id)``
+                returns one on first use (Ray Serve's multiplexed loader, which keeps the
+                recently used ones per replica).
+            batcher_class: builds each model's micro-batcher, with ``MicroBatcher``'s
+                arguments: ``MicroBatcher`` under uvicorn, ``ServeBatcher`` (Serve's
+                ``@serve.batch``) in a Serve replica.
+        """
         self.settings = settings
+        self.model_loader = model_loader
+        self.batcher_class = batcher_class
         self.metrics = ServiceMetrics()
         self.registry = ModelRegistry(
             settings.models, settings.discovery_depth, resolve_device(settings.device)
@@ -66,7 +85,10 @@ class ServiceState:
 
     async def _load(self) -> None:
         try:
-            await asyncio.to_thread(self.registry.load_all)
+            if self.model_loader is None:
+                await asyncio.to_thread(self.registry.load_all)
+            else:  # lazily: only find the run folders now
+                await asyncio.to_thread(self.registry.discover)
         except Exception as exc:  # reported by /readyz and logged; /healthz stays up
             logger.exception("loading models from %s failed", self.settings.models)
             self.load_error = f"{type(exc).__name__}: {exc}"
@@ -85,15 +107,35 @@ class ServiceState:
             self._forward_executor.shutdown(wait=False, cancel_futures=True)
             self._forward_executor = None
 
-    def model(self, model_id: str, field: str = "model") -> ServedModel:
-        """The served model ``model_id``; 404 naming ``field`` when unknown, 503 while loading."""
+    @property
+    def lazy(self) -> bool:
+        """Whether models load on first use (a Ray Serve replica) rather than at start."""
+        return self.model_loader is not None
+
+    async def model(self, model_id: str, field: str = "model") -> ServedModel:
+        """The served model ``model_id``; 404 naming ``field`` when unknown (or, when loading
+        lazily, when its export does not load), 503 while loading."""
         if not self.ready:
             raise ApiError(503, "models are still loading; retry", headers={"Retry-After": "1"})
-        served = self.registry.get(model_id)
-        if served is None:
-            shown = model_id if len(model_id) <= 100 else model_id[:100] + "..."
-            raise ApiError(404, f"{field}: unknown model {shown!r} (see GET /models)", field)
-        return served
+        shown = model_id if len(model_id) <= 100 else model_id[:100] + "..."
+        unknown = ApiError(404, f"{field}: unknown model {shown!r} (see GET /models)", field)
+        if self.model_loader is None:
+            served = self.registry.get(model_id)
+            if served is None:
+                raise unknown
+            return served
+        if model_id not in self.registry.run_dirs:
+            raise unknown
+        try:
+            return await self.model_loader(model_id)
+        except _LOAD_ERRORS as exc:
+            message = " ".join(str(exc).split())
+            logger.warning("model %s not served: %s", model_id, message)
+            self.registry.failed[model_id] = message  # /readyz lists it, /models leaves it out
+            # the reason names server paths: it goes to the log, not to the client
+            raise ApiError(
+                404, f"{field}: model {shown!r} could not be loaded (see the server's log)", field
+            ) from None
 
     def batcher(self, served: ServedModel, representation: str = "backbone") -> MicroBatcher:
         """The micro-batcher of one model and representation (a batch shares one forward)."""
@@ -102,7 +144,7 @@ class ServiceState:
         if batcher is None:
             if self._forward_executor is None:
                 raise ApiError(503, "the service is not started", headers={"Retry-After": "1"})
-            batcher = MicroBatcher(
+            batcher = self.batcher_class(
                 functools.partial(served.embed, representation=representation),
                 self._forward_executor,
                 self.settings.max_batch,

@@ -83,7 +83,7 @@ async def validated_json(request: Request, schema: type[BaseModel]) -> Any:
 
 async def _from_json(request: Request, state: ServiceState) -> tuple[ServedModel, str, Any]:
     parsed = await validated_json(request, EmbedRequest)
-    served = state.model(parsed.model)
+    served = await state.model(parsed.model)
     args = (parsed.inputs, served.input_kind, served.input_shape, state.settings.max_items)
     if isinstance(parsed.inputs, list) and len(parsed.inputs) > INLINE_ITEMS:
         return served, parsed.representation, await asyncio.to_thread(parse_items, *args)
@@ -118,7 +118,7 @@ async def _from_multipart(request: Request, state: ServiceState) -> tuple[Served
         )
         if unknown:
             raise ApiError(422, f"{unknown[0]}: unknown form field", unknown[0])
-        served = state.model(model)
+        served = await state.model(model)
         if served.input_kind != "image":
             raise ApiError(
                 422,

@@ -25,7 +25,10 @@ async def healthz() -> dict[str, str]:
 async def readyz(state: StateDep) -> JSONResponse:
     body: dict[str, Any] = {
         "status": "ready" if state.ready else ("error" if state.load_error else "loading"),
-        "models": len(state.registry.models) if state.ready else 0,
+        # loaded at start, or (lazily, in Ray Serve) found and loaded on first use
+        "models": len(state.registry.run_dirs if state.lazy else state.registry.models)
+        if state.ready
+        else 0,
         # ids only: the reasons name server paths, and this route needs no API key (see logs)
         "failed": sorted(state.registry.failed) if state.ready else [],
         "error": "loading the models failed; see the server's log" if state.load_error else None,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Response
 
+from pauc_ray.export import ExportError
 from service.errors import ApiError
+from service.registry import describe_unloaded
 from service.schemas import ErrorBody, ModelEntry
 from service.state import StateDep
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["models"])
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 
@@ -22,7 +26,21 @@ async def list_models(state: StateDep) -> list[dict[str, Any]]:
     metrics (the run's ``summary.json`` and ``model.json``)."""
     if not state.ready:
         raise ApiError(503, "models are still loading; retry", headers={"Retry-After": "1"})
+    if state.lazy:  # Ray Serve: described from model.json, weights not loaded
+        return await asyncio.to_thread(_describe_unloaded, state)
     return [served.describe() for served in state.registry.models.values()]
+
+
+def _describe_unloaded(state) -> list[dict[str, Any]]:
+    out = []
+    for model_id, run_dir in state.registry.run_dirs.items():
+        if model_id in state.registry.failed:  # found broken on an earlier request
+            continue
+        try:
+            out.append(describe_unloaded(model_id, run_dir, state.registry.root))
+        except (OSError, ValueError, ExportError) as exc:  # a broken export is not listed
+            logger.warning("model %s not listed: %s", model_id, " ".join(str(exc).split()))
+    return out
 
 
 def _read_report(path) -> bytes:
@@ -34,7 +52,7 @@ def _read_report(path) -> bytes:
 @router.get("/models/{model_id:path}/nemd", responses=_ERRORS)
 async def model_nemd_report(model_id: str, state: StateDep) -> Response:
     """The NEMD report the run wrote (``nemd_report.json``), as stored: no recomputation."""
-    served = state.model(model_id, field="model_id")
+    served = await state.model(model_id, field="model_id")
     path = served.nemd_report_path
     missing = ApiError(
         404, f"model_id: model {served.id!r} has no nemd_report.json", field="model_id"

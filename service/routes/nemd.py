@@ -124,7 +124,7 @@ async def _from_dataset(body: NemdRequest, served: ServedModel, state: ServiceSt
 async def start_nemd(body: NemdRequest, state: StateDep, response: Response) -> dict[str, str]:
     """Starts a NEMD job on ``inputs`` or on a registered ``dataset`` (exactly one of them):
     embed, k-means into each K of ``num_clusters``, NEMD (Eq. 3) of each clustering."""
-    served = state.model(body.model)
+    served = await state.model(body.model)
     if (body.inputs is None) == (body.dataset is None):
         raise ApiError(422, "inputs: give exactly one of inputs and dataset", "inputs")
     if body.inputs is not None:

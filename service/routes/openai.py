@@ -65,7 +65,7 @@ async def embeddings(request: Request, state: StateDep) -> JSONResponse:
             415, f"content-type: expected application/json, got {media!r}", "content-type"
         )
     parsed = await validated_json(request, OpenAIEmbeddingsRequest)
-    served = state.model(parsed.model)
+    served = await state.model(parsed.model)
     items = _as_list(parsed.input)
     args = (items, served.input_kind, served.input_shape, state.settings.max_items, "input")
     if isinstance(items, list) and len(items) > INLINE_ITEMS:

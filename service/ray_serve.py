@@ -1,0 +1,205 @@
+"""The same FastAPI app on Ray Serve: replicas on a Ray cluster instead of one uvicorn process.
+
+    python -m service --ray-serve --models ROOT [--replicas 2 | 1:4] [--gpus-per-replica 1]
+    serve run service.ray_serve:app_builder models=ROOT replicas=2      # Ray's own CLI
+
+Each replica runs :func:`service.app.create_app` behind ``@serve.ingress`` (the routes, the
+errors, the API key, the limits and the metrics are the uvicorn mode's, one implementation).
+What differs in a replica, and why:
+
+- **Models load lazily.** At start a replica only finds the run folders; a model is loaded on
+  its first request through Serve's model multiplexing (``@serve.multiplexed``), which keeps
+  ``max_models_per_replica`` per replica and drops the least recently used, so a ROOT with
+  hundreds of runs is not loaded at once. Clients may also send the model id in Serve's
+  ``serve_multiplexed_model_id`` header: Serve then routes the request to a replica that
+  already holds the model. ``GET /models`` describes the models from ``model.json`` without
+  loading weights.
+- **Micro-batching is Serve's** ``@serve.batch`` (:class:`ServeBatcher`), counting inputs, not
+  requests (``batch_size_fn``), so ``max_batch`` means the same as under uvicorn. The uvicorn
+  mode keeps its own :class:`~service.batching.MicroBatcher`: Serve's batching exists only
+  inside a Serve replica, and the one-machine default should not need Ray.
+- **Metrics** at ``/metrics`` are the answering replica's own; Ray's metrics agent exports
+  Serve's per-deployment metrics for the whole cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+import numpy as np
+
+from service.settings import ServiceSettings
+
+__all__ = ["APP_NAME", "ServeBatcher", "app_builder", "build_application", "deployment_options"]
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "pauc-service"
+
+
+def _count_inputs(requests: list[tuple[np.ndarray, float]]) -> int:
+    """A Serve batch's size in inputs (each request carries ``(inputs, arrival time)``)."""
+    return sum(len(inputs) for inputs, _ in requests)
+
+
+class ServeBatcher:
+    """:class:`~service.batching.MicroBatcher`'s interface on Serve's ``@serve.batch``.
+
+    Requests join Serve's batch queue; a batch holds at most ``max_batch`` inputs, waits at
+    most ``max_wait_s`` for more, and runs ``forward`` once in ``executor``. A request larger
+    than ``max_batch`` runs alone (Serve would refuse an item over ``max_batch_size``), as
+    under uvicorn. Must be used inside a Serve replica's event loop.
+    """
+
+    def __init__(
+        self,
+        forward: Callable[[np.ndarray], np.ndarray],
+        executor: Executor,
+        max_batch: int,
+        max_wait_s: float,
+        on_batch: Callable[[int, float], None] | None = None,
+        on_queued: Callable[[float], None] | None = None,
+    ) -> None:
+        from ray import serve
+
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.forward = forward
+        self.executor = executor
+        self.max_batch = max_batch
+        self.on_batch = on_batch
+        self.on_queued = on_queued
+
+        async def run_batch(requests: list[tuple[np.ndarray, float]]) -> list[np.ndarray]:
+            return await self._run(requests)
+
+        self._batched = serve.batch(
+            max_batch_size=max_batch,
+            batch_wait_timeout_s=max_wait_s,
+            batch_size_fn=_count_inputs,
+        )(run_batch)
+
+    async def submit(self, inputs: np.ndarray) -> np.ndarray:
+        """The forward's output rows for ``inputs`` (N, ...), computed in some batch."""
+        arrived = asyncio.get_running_loop().time()
+        if len(inputs) > self.max_batch:
+            return (await self._run([(inputs, arrived)]))[0]
+        return await self._batched((inputs, arrived))
+
+    async def close(self) -> None:
+        """Nothing to stop: Serve owns the batch queue (it ends with the replica)."""
+
+    async def _run(self, requests: list[tuple[np.ndarray, float]]) -> list[np.ndarray]:
+        loop = asyncio.get_running_loop()
+        if self.on_queued is not None:
+            now = loop.time()
+            for _, arrived in requests:
+                self.on_queued(now - arrived)
+        parts = [inputs for inputs, _ in requests]
+        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        start = time.perf_counter()
+        out = await loop.run_in_executor(self.executor, self.forward, batch)
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - start)
+        return np.split(out, np.cumsum([len(p) for p in parts])[:-1])
+
+
+def deployment_options(settings: ServiceSettings) -> dict[str, Any]:
+    """``serve.deployment`` options: a fixed replica count, or autoscaling for ``MIN:MAX``."""
+    lo, hi = settings.replica_range
+    options: dict[str, Any] = {
+        "name": APP_NAME,
+        "ray_actor_options": {
+            "num_cpus": settings.cpus_per_replica,
+            "num_gpus": settings.gpus_per_replica,
+        },
+        # requests a replica takes at once: enough to fill a batch from small requests
+        "max_ongoing_requests": max(2 * settings.max_batch, 64),
+    }
+    if lo == hi:
+        options["num_replicas"] = lo
+    else:
+        options["autoscaling_config"] = {
+            "min_replicas": lo,
+            "max_replicas": hi,
+            "target_ongoing_requests": settings.target_ongoing_requests,
+        }
+    return options
+
+
+def build_application(settings: ServiceSettings):
+    """The Serve application (``serve.run`` it): :func:`create_app` in every replica, models
+    multiplexed per replica, batches by :class:`ServeBatcher`."""
+    from ray import serve
+
+    # the settings travel to the replicas as plain values and are validated again there
+    values = settings.model_dump(mode="json")
+    max_models = settings.max_models_per_replica
+
+    @serve.deployment(**deployment_options(settings))
+    @serve.ingress()
+    class PaucService:
+        def __init__(self, values: dict[str, Any]) -> None:
+            self.settings = ServiceSettings.model_validate(values)
+            self._app = None
+
+        def __serve_build_asgi_app__(self):
+            from service.app import create_app
+
+            self._app = create_app(
+                self.settings, model_loader=self.load_model, batcher_class=ServeBatcher
+            )
+            return self._app
+
+        @serve.multiplexed(max_num_models_per_replica=max_models)
+        async def load_model(self, model_id: str):
+            registry = self._app.state.service.registry
+            served = await asyncio.to_thread(registry.load, model_id)
+            logger.info("model %s loaded in this replica (%s)", model_id, served.device)
+            return served
+
+    return PaucService.bind(values)
+
+
+def app_builder(args: dict[str, str]):
+    """For ``serve run service.ray_serve:app_builder key=value ...``: each key is a setting
+    (``models=ROOT replicas=2``); the environment's ``PAUC_SERVICE_*`` fill the rest."""
+    import os
+
+    from service.settings import settings_from
+
+    return build_application(settings_from(None, os.environ, **dict(args)))
+
+
+def serve_forever(settings: ServiceSettings) -> None:
+    """``python -m service --ray-serve``: connects to the Ray cluster (or starts a local one),
+    starts Serve's HTTP proxy on ``host:port`` and runs the application until interrupted."""
+    import ray
+    from ray import serve
+
+    from pauc_ray.train.driver import init_ray
+
+    init_ray(verbose=settings.log_level == "debug")
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_application(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    lo, hi = settings.replica_range
+    logger.info(
+        "Ray Serve: %s on http://%s:%d, %s replica(s)",
+        APP_NAME,
+        settings.host,
+        settings.port,
+        lo if lo == hi else f"{lo}-{hi}",
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()
