@@ -1,6 +1,7 @@
 """``POST /embed`` over loopback (real uvicorn) vs the same model's in-process batched forward.
 
     .venv/bin/python benchmarks/bench_service.py [--seconds 30] [--clients 32] [--items 1]
+        [--modes uvicorn:1 uvicorn:2 serve:1 serve:2]
 
 1. In-process: the served model (loaded through the service's registry, so the same
    ``EvalTransform`` + encoder + L2 normalisation) on batches of ``--max-batch`` decoded
@@ -163,9 +164,23 @@ def _metric(text: str, name: str) -> float:
     return float("nan")
 
 
-def serve_and_load(root: Path, args: argparse.Namespace, max_batch: int, body: bytes) -> dict:
+def serve_and_load(
+    root: Path, args: argparse.Namespace, max_batch: int, body: bytes, mode: str = "uvicorn:1"
+) -> dict:
+    """Starts ``python -m service`` in ``mode`` (``uvicorn:N`` worker processes or ``serve:N``
+    Ray Serve replicas) and loads it."""
+    kind, _, count = mode.partition(":")
+    if kind not in ("uvicorn", "serve") or not count.isdigit():
+        raise ValueError(f"mode must be uvicorn:N or serve:N, got {mode!r}")
+    extra = (
+        ["--workers", count]
+        if kind == "uvicorn"
+        else ["--ray-serve", "--replicas", count, "--cpus-per-replica", str(args.cpus_per_replica)]
+    )
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.torch_threads)}
+    if kind == "serve":  # a private local Ray for the measurement, unless one is named
+        env.setdefault("RAY_ADDRESS", "local")
     command = [
         sys.executable,
         "-m",
@@ -187,6 +202,7 @@ def serve_and_load(root: Path, args: argparse.Namespace, max_batch: int, body: b
         "--no-access-log",
         "--log-level",
         "warning",
+        *extra,
     ]
     server = subprocess.Popen(command, env=env)
     try:
@@ -201,9 +217,12 @@ def serve_and_load(root: Path, args: argparse.Namespace, max_batch: int, body: b
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
         result = asyncio.run(load(port, body, args.clients, args.seconds, args.warmup))
+        # under Serve, one replica's metrics (the one that answers)
         metrics = asyncio.run(_http(port, "/metrics"))[1].decode()
         batches = _metric(metrics, "pauc_embed_batch_size_count")
-        result["mean_batch"] = _metric(metrics, "pauc_embed_batch_size_sum") / batches
+        # one process's (or replica's) metrics: the one that answered /metrics
+        total = _metric(metrics, "pauc_embed_batch_size_sum")
+        result["mean_batch"] = total / batches if batches else float("nan")
         # the share of the run the forward thread was busy (warm-up included)
         busy = _metric(metrics, "pauc_embed_forward_seconds_total")
         result["forward_busy"] = busy / (args.seconds + args.warmup)
@@ -212,6 +231,7 @@ def serve_and_load(root: Path, args: argparse.Namespace, max_batch: int, body: b
         server.wait(timeout=60)
     result["inputs_per_second"] = result["requests_per_second"] * args.items
     result["max_batch"] = max_batch
+    result["mode"] = mode
     return result
 
 
@@ -227,6 +247,14 @@ def main() -> int:
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--switch-interval-ms", type=float, default=0.5, help="server's GIL")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["uvicorn:1"],
+        help="uvicorn:N (N worker processes) and/or serve:N (N Ray Serve replicas), each "
+        "measured with micro-batching; batch-size-1 serving is measured for uvicorn:1",
+    )
+    parser.add_argument("--cpus-per-replica", type=float, default=1.0, help="serve:N modes")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
@@ -249,8 +277,13 @@ def main() -> int:
         before = in_process(root, model, images, args.max_batch, base_seconds)
         payload = [png_b64(images[i % len(images)]) for i in range(args.items)]
         body = json.dumps({"model": model, "inputs": payload}).encode()
-        for name, max_batch in (("micro_batching", args.max_batch), ("batch_size_1", 1)):
-            results[name] = serve_and_load(root, args, max_batch, body)
+        settings = [(f"micro_batching {m}", args.max_batch, m) for m in args.modes]
+        if "uvicorn:1" in args.modes:
+            settings.append(("batch_size_1 uvicorn:1", 1, "uvicorn:1"))
+        names = []
+        for name, max_batch, mode in settings:
+            results[name] = serve_and_load(root, args, max_batch, body, mode)
+            names.append(name)
         after = in_process(root, model, images, args.max_batch, base_seconds)
         rate = (before["inputs_per_second"] + after["inputs_per_second"]) / 2
         results["in_process"] = {"before": before, "after": after, "inputs_per_second": rate}
@@ -259,7 +292,7 @@ def main() -> int:
             f"{rate:.0f} inputs/s (before {before['inputs_per_second']:.0f}, "
             f"after {after['inputs_per_second']:.0f})"
         )
-        for name in ("micro_batching", "batch_size_1"):
+        for name in names:
             r = results[name]
             max_batch = r["max_batch"]
             ratio = r["inputs_per_second"] / rate
@@ -271,14 +304,15 @@ def main() -> int:
                 f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, mean batch "
                 f"{r['mean_batch']:.1f}, forward thread busy {r['forward_busy']:.0%}, errors "
                 f"{r['errors']}; / in-process = {ratio:.2f}"
-                + (" (goal >= 0.7)" if name == "micro_batching" else "")
+                + (" (goal >= 0.7)" if name.startswith("micro_batching") else "")
             )
-        gain = (
-            results["micro_batching"]["inputs_per_second"]
-            / results["batch_size_1"]["inputs_per_second"]
-        )
-        results["micro_batching_gain"] = gain
-        print(f"micro-batching vs batch-size-1 serving: {gain:.2f}x throughput")
+        if "batch_size_1 uvicorn:1" in results:
+            gain = (
+                results["micro_batching uvicorn:1"]["inputs_per_second"]
+                / results["batch_size_1 uvicorn:1"]["inputs_per_second"]
+            )
+            results["micro_batching_gain"] = gain
+            print(f"micro-batching vs batch-size-1 serving (uvicorn:1): {gain:.2f}x throughput")
         results["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
         print(
             f"load average (1 min) at start / end: "

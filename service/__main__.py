@@ -8,12 +8,16 @@ stops the start with ``error: ...`` naming it (exit code 2).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from service.settings import SettingsError, add_arguments, settings_from
+
+SETTINGS_ENV = "PAUC_SERVICE_SETTINGS_JSON"  # the parent's checked settings, for --workers N
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,15 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args, os.environ)
     except SettingsError as exc:
         parser.error(str(exc))
-    from service.middleware import RequestIdFilter
-
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:  # every record says which request it is of
-        handler.addFilter(RequestIdFilter())
+    configure_logging(settings)
     if settings.ray_serve:  # replicas on a Ray cluster (service/ray_serve.py)
         from service.ray_serve import serve_forever
 
@@ -52,8 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from service.app import create_app
 
+    if settings.workers > 1:
+        # uvicorn starts each worker from an import string: the checked settings travel in
+        # the environment, and every worker builds the same app from them
+        os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
+        app: Any = "service.__main__:app_from_environment"
+    else:
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -63,6 +68,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_config=None,  # keep the logging configured above
     )
     return 0
+
+
+def configure_logging(settings) -> None:
+    """stderr logging at ``--log-level``, every record naming its request id."""
+    from service.middleware import RequestIdFilter
+
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:  # every record says which request it is of
+        handler.addFilter(RequestIdFilter())
+
+
+def app_from_environment():
+    """The app of one uvicorn worker process (``--workers N``), from the settings the parent
+    checked and put in ``PAUC_SERVICE_SETTINGS_JSON``."""
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    settings = ServiceSettings.model_validate(json.loads(os.environ[SETTINGS_ENV]))
+    configure_logging(settings)
+    sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
+    return create_app(settings)
 
 
 if __name__ == "__main__":

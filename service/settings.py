@@ -70,6 +70,8 @@ class ServiceSettings(BaseSettings):
             at Python's default (5 ms) a busy event loop keeps the forward thread waiting for
             the GIL between the model's layers (measured here: a ResNet-18 forward next to a
             busy Python thread ran 15x slower). Set by ``python -m service`` only.
+        workers: uvicorn worker processes (each loads every model; the API key and the limits
+            apply per process).
         ray_serve: serve with Ray Serve (replicas on a Ray cluster) instead of one uvicorn
             process (:mod:`service.ray_serve`).
         replicas: Serve replicas: ``N``, or ``MIN:MAX`` for Serve's autoscaling between them.
@@ -144,6 +146,7 @@ class ServiceSettings(BaseSettings):
         allow_inf_nan=False,
         description="Python's GIL switch interval in ms (sys.setswitchinterval)",
     )
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     ray_serve: bool = Field(False, description="serve with Ray Serve instead of uvicorn")
     replicas: str = Field(
         "1", pattern=r"^\d+(:\d+)?$", description="Serve replicas: N, or MIN:MAX to autoscale"

@@ -7,6 +7,7 @@ through ``pauc_ray.export``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -39,6 +40,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(storage_root, tmp_path):
+    with _serve(storage_root, tmp_path) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def _serve(storage_root, tmp_path, *extra: str):
     port = free_port()
     log = (tmp_path / "server.log").open("w")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PAUC_SERVICE_MAX_WAIT_MS": "1"}
@@ -58,6 +65,7 @@ def server(storage_root, tmp_path):
             "1",
             "--max-header-bytes",
             "4096",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -168,3 +176,17 @@ def test_slow_bodies_big_headers_and_disconnects(server):
     assert 'route="/embed",status="5xx"' not in metrics
     text = log.read_text()
     assert "Traceback" not in text and "ERROR" not in text, text[-3000:]
+
+
+def test_two_uvicorn_worker_processes_answer_alike(storage_root, tmp_path):
+    images = [png_b64(i) for i in digit_images(3)]
+    with _serve(storage_root, tmp_path, "--workers", "2") as (client, process, log):
+        answers = [
+            client.post("/embed", json={"model": IMAGE_ID, "inputs": images}) for _ in range(6)
+        ]
+        assert all(a.status_code == 200 for a in answers)
+        assert all(a.json()["embeddings"] == answers[0].json()["embeddings"] for a in answers)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    text = log.read_text()
+    assert text.count("Started server process") == 2, text  # one line per worker process
