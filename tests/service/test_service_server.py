@@ -7,93 +7,22 @@ through ``pauc_ray.export``).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
+from live_server import serving
 from service_storage import IMAGE_ID, VECTOR_ID, digit_images, encode, png_b64
 
 pytestmark = pytest.mark.slow
 
-# `python -m service ARGS`, plus a report of forbidden imports at exit
-SERVE = """
-import sys
-from service.__main__ import main
-code = main(sys.argv[1:])
-bad = sorted(m for m in sys.modules if m == "ray" or m.startswith(("ray.", "pauc_ray.train")))
-print("FORBIDDEN-IMPORTS:" + ",".join(bad), flush=True)
-sys.exit(code)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture
 def server(storage_root, tmp_path):
-    with _serve(storage_root, tmp_path) as started:
+    with serving(storage_root, tmp_path) as started:
         yield started
-
-
-@contextlib.contextmanager
-def _serve(storage_root, tmp_path, *extra: str):
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PAUC_SERVICE_MAX_WAIT_MS": "1"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            SERVE,
-            "--models",
-            str(storage_root),
-            "--port",
-            str(port),
-            "--torch-threads",
-            "1",
-            "--no-access-log",
-            "--body-timeout-s",
-            "1",
-            "--max-header-bytes",
-            "4096",
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                assert process.poll() is None, (tmp_path / "server.log").read_text()
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server not ready in 120 s"
-                time.sleep(0.1)
-            yield client, process, tmp_path / "server.log"
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
 
 
 def test_embed_and_nemd_over_http(server):
@@ -180,7 +109,7 @@ def test_slow_bodies_big_headers_and_disconnects(server):
 
 def test_two_uvicorn_worker_processes_answer_alike(storage_root, tmp_path):
     images = [png_b64(i) for i in digit_images(3)]
-    with _serve(storage_root, tmp_path, "--workers", "2") as (client, process, log):
+    with serving(storage_root, tmp_path, "--workers", "2") as (client, process, log):
         answers = [
             client.post("/embed", json={"model": IMAGE_ID, "inputs": images}) for _ in range(6)
         ]
