@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 
 from service.errors import ApiError
 from service.inputs import parse_items
@@ -155,10 +157,16 @@ def _job(state: ServiceState, job_id: str):
 
 
 @router.get("/nemd/{job_id}", responses=_ERRORS)
-async def get_nemd(job_id: str, state: StateDep) -> dict[str, Any]:
+async def get_nemd(job_id: str, state: StateDep) -> Response:
     """Status (``queued``, ``running``, ``done``, ``failed``); when done, the reports: one per
     K, with the CLI's fields plus ``num_clusters``."""
-    return _job(state, job_id).view()
+    view = _job(state, job_id).view()
+    if view["status"] != "done":
+        return JSONResponse(view)
+    # a finished job's reports can hold K x K matrices (megabytes of JSON): serialised in a
+    # thread, so the event loop keeps serving other requests meanwhile
+    body = await asyncio.to_thread(json.dumps, view)
+    return Response(body, media_type="application/json")
 
 
 @router.delete("/nemd/{job_id}", status_code=202, responses=_ERRORS)
