@@ -145,8 +145,13 @@ def build_application(settings: ServiceSettings):
     @serve.ingress()
     class PaucService:
         def __init__(self, values: dict[str, Any]) -> None:
+            import sys
+
             self.settings = ServiceSettings.model_validate(values)
             self._app = None
+            # the replica's process serves this deployment only: as under uvicorn, a short
+            # GIL switch interval keeps the forward thread from waiting on the event loop
+            sys.setswitchinterval(self.settings.switch_interval_ms / 1000.0)
 
         def __serve_build_asgi_app__(self):
             from service.app import create_app
