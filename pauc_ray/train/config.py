@@ -56,6 +56,9 @@ class TrainConfig:
             to a multiple of ``bn_groups``), so it stays fixed when W changes.
         workers: ``"N"`` or ``"MIN:MAX"`` (elastic: starts with what fits, at least MIN).
         cpus_per_worker: logical CPUs per worker; fractions leave room for Ray Data's tasks.
+        elastic_resize_interval_s: with ``workers`` ``MIN:MAX``, how often (seconds) Ray Train
+            looks for room to grow a healthy worker group (it then restarts the group from the
+            latest checkpoint with more workers); Ray's default is 60.
         use_gpu: one GPU per worker; None: when the cluster has GPUs.
         backbone: ``convnet``, ``resnet18``, ``resnet50``, ``mlp`` or ``auto`` (convnet for
             images of at most 64 px, resnet18 above, mlp for vectors).
@@ -110,6 +113,7 @@ class TrainConfig:
     batch_size: int = 256
     workers: str = "2"
     cpus_per_worker: float = 0.5
+    elastic_resize_interval_s: float = 60.0
     use_gpu: bool | None = None
     backbone: str = "auto"
     width: int = 32
@@ -155,6 +159,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_every < 0 or self.max_failures < 0:
             raise ValueError("eval_every and max_failures must be >= 0")
+        if not self.elastic_resize_interval_s > 0:
+            raise ValueError(
+                f"elastic_resize_interval_s must be > 0, got {self.elastic_resize_interval_s}"
+            )
         if self.cpus_per_worker <= 0:
             raise ValueError(f"cpus_per_worker must be > 0, got {self.cpus_per_worker}")
         if self.lr <= 0:

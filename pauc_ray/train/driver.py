@@ -279,6 +279,7 @@ def run_training(
             num_workers=hi if lo == hi else (lo, hi),
             use_gpu=use_gpu,
             resources_per_worker={"CPU": config.cpus_per_worker, **({"GPU": 1} if use_gpu else {})},
+            elastic_resize_monitor_interval_s=config.elastic_resize_interval_s,
         ),
         run_config=RunConfig(
             name=name,

@@ -45,6 +45,14 @@ def test_yaml_file_then_flags(tmp_path):
     assert cfg.loss.alpha == TrainConfig().loss.alpha
 
 
+def test_speed_and_elasticity_flags():
+    cfg = parse("--channels-last", "true", "--compile", "true", "--elastic-resize-interval-s", "5")
+    assert cfg.channels_last and cfg.compile and cfg.elastic_resize_interval_s == 5.0
+    default = parse()
+    assert not default.channels_last and not default.compile
+    assert default.elastic_resize_interval_s == 60.0
+
+
 def test_round_trip_through_dict():
     cfg = parse("--seed", "3", "--augment.crop-scale", "0.3,1.0")
     assert from_dict(TrainConfig, cfg.to_dict()) == cfg
@@ -59,6 +67,8 @@ def test_round_trip_through_dict():
         (["--epochs", "x"], "epochs"),
         (["--loss.temperature", "-1"], "temperature"),
         (["--backbone", "vgg"], "backbone"),
+        (["--elastic-resize-interval-s", "0"], "elastic_resize_interval_s"),
+        (["--channels-last", "maybe"], "channels_last"),
     ],
 )
 def test_bad_values_name_the_setting(argv, message):
