@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 import yaml
@@ -183,6 +184,23 @@ def test_tiny_comparison_trains_evaluates_and_continues(ray_cluster, tmp_path, c
     assert sorted(p.stat().st_mtime_ns for p in out.rglob("summary.json")) == summaries
     assert sorted(p.stat().st_mtime_ns for p in out.rglob("*.json") if "eval" in p.parts) == stamps
     assert json.loads((out / "results.json").read_text())["runs"] == results["runs"]
+
+    # only the records a repository keeps (experiments/.gitignore: no weights, checkpoints or
+    # caches), in another folder: reused as they are, nothing trained or evaluated again
+    kept = shutil.ignore_patterns(
+        "checkpoint_*", "clustering", "export", "tensorboard", ".validate_storage_marker"
+    )
+    moved = tmp_path / "elsewhere" / "compare"
+    shutil.copytree(out, moved, ignore=kept)
+    moved_argv = [*argv[:-1], str(moved)]
+    assert compare.main(moved_argv) == 0
+    assert not list(moved.rglob("checkpoint_*")) and not list(moved.rglob("export"))
+    again = json.loads((moved / "results.json").read_text())["runs"]
+    for old, new in zip(results["runs"], again):
+        assert new["run_dir"] == str(moved / "runs" / compare.run_name(old["variant"], 0))
+        assert {k: v for k, v in new.items() if k not in ("run_dir", "eval_dir")} == {
+            k: v for k, v in old.items() if k not in ("run_dir", "eval_dir")
+        }
 
     # python -m pauc_ray.evaluate on a trained run folder gives the comparison's numbers
     capsys.readouterr()
