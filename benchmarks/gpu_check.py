@@ -168,14 +168,19 @@ def part_nemd(size: dict, dry_run: bool, work: Path) -> dict:
     }
 
 
-def part_train(size: dict, dry_run: bool, work: Path) -> dict:
-    storage = work / "runs"
-    command = [
+def train_command(size: dict, dry_run: bool, work: Path) -> list[str]:
+    """The train part's ``python -m pauc_ray.train`` command line."""
+    return [
         sys.executable, "-m", "pauc_ray.train", "--dataset", "digits",
-        "--data-dir", str(work / "data"), "--storage", str(storage), "--name", "gpu-check",
+        "--data-dir", str(work / "data"), "--storage", str(work / "runs"), "--name", "gpu-check",
         "--epochs", str(size["epochs"]), "--precision", "bf16", "--workers", "1",
         "--loss.warmup-epochs", "0", "--use-gpu", "false" if dry_run else "true",
     ]  # fmt: skip
+
+
+def part_train(size: dict, dry_run: bool, work: Path) -> dict:
+    storage = work / "runs"
+    command = train_command(size, dry_run, work)
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
