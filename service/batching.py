@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MicroBatcher"]
+__all__ = ["MicroBatcher", "check_batching"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,14 @@ class _Request:
     inputs: np.ndarray
     future: asyncio.Future
     arrived: float
+
+
+def check_batching(max_batch: int, max_wait_s: float) -> None:
+    """The batch limits every batcher takes (this one and ``service.ray_serve.ServeBatcher``)."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    if max_wait_s < 0:
+        raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
 
 
 class MicroBatcher:
@@ -60,10 +68,7 @@ class MicroBatcher:
         on_batch: Callable[[int, float], None] | None = None,
         on_queued: Callable[[float], None] | None = None,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        if max_wait_s < 0:
-            raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
+        check_batching(max_batch, max_wait_s)
         self.forward = forward
         self.executor = executor
         self.max_batch = max_batch

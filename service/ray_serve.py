@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from service.batching import check_batching
 from service.settings import ServiceSettings
 
 __all__ = ["APP_NAME", "ServeBatcher", "app_builder", "build_application", "deployment_options"]
@@ -67,8 +68,7 @@ class ServeBatcher:
     ) -> None:
         from ray import serve
 
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        check_batching(max_batch, max_wait_s)
         self.forward = forward
         self.executor = executor
         self.max_batch = max_batch
