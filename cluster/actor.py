@@ -9,7 +9,8 @@ cluster_features`), and answers every worker with a reference to the same result
 Fault tolerance:
 - the actor is created with ``max_restarts=-1`` and ``max_task_retries=-1``: if it dies, Ray
   restarts it and re-sends the workers' pending calls, so the epoch completes;
-- results are cached per epoch in memory and, when ``cache_dir`` is given, on disk: a worker
+- results are cached per epoch in memory and, when ``cache_dir`` is given, in the run's
+  store (a folder or an object store): a worker
   group restarted after a failure (or the actor itself, restarted) gets the cached result
   instead of clustering again;
 - parts are grouped by a ``group`` token that a worker group draws once, beginning with the
@@ -22,17 +23,17 @@ The actor knows features, ids and ``K``; nothing of models or training.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import ray
 
 from cluster.config import KMeansConfig
 from cluster.result import MultiClusterResult
+from pauc_ray.storage import Location, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class ClusterActor:
         num_samples: ``N``; the ids of every epoch must be exactly ``0..N-1``.
         config: k-means settings (the K's, iterations, seed; the seed of epoch ``e`` is
             ``config.seed + 1000 * e`` so epochs differ but reruns agree).
-        cache_dir: where finished epochs are kept as ``epoch_XXXXX.npz`` (None: memory only).
+        cache_dir: where finished epochs are kept as ``epoch_XXXXX.npz``: a local folder or
+            any URI :mod:`pauc_ray.storage` opens (None: memory only).
     """
 
     def __init__(
@@ -70,12 +72,12 @@ class ClusterActor:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         self.num_samples = num_samples
         self.config = config
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.cache_dir = resolve(cache_dir) if cache_dir else None
         self._results: dict[int, ray.ObjectRef] = {}
         self._pending: dict[tuple[int, str], _Pending] = {}
         self._runs = 0
         if self.cache_dir is not None:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            self.cache_dir.mkdir()
 
     # -- queries ---------------------------------------------------------------------------
     def num_clusterings_run(self) -> int:
@@ -176,8 +178,8 @@ class ClusterActor:
             return self._results[epoch]
         if self.cache_dir is not None:
             path = self.cache_dir / f"epoch_{epoch:05d}.npz"
-            if path.exists():
-                with np.load(path) as state:
+            if path.is_file():
+                with np.load(io.BytesIO(path.read_bytes())) as state:
                     result = MultiClusterResult.from_state(dict(state))
                 self._results = {epoch: ray.put(result)}
                 return self._results[epoch]
@@ -212,16 +214,11 @@ def _check_exactly_once(ids: np.ndarray, num_samples: int) -> None:
         )
 
 
-def _save_atomic(path: Path, result: MultiClusterResult) -> None:
-    """Writes to a temporary file in the same folder, then renames: never a half file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **{k: np.asarray(v) for k, v in result.to_state().items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _save_atomic(path: Location, result: MultiClusterResult) -> None:
+    """Writes the whole ``.npz`` at once (never a half file: see :mod:`pauc_ray.storage`)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in result.to_state().items()})
+    path.write_bytes(buffer.getvalue())
 
 
 def create_cluster_actor(
@@ -232,13 +229,15 @@ def create_cluster_actor(
     num_gpus: float = 0.0,
     name: str | None = None,
     log_level: str = "INFO",
+    env: dict[str, str] | None = None,
 ) -> ray.actor.ActorHandle:
     """Starts the run's :class:`ClusterActor`.
 
     It takes no CPU slot (``num_cpus=0``: it works between training steps, when workers wait
     for it, and must never starve train workers or Ray Data), ``num_gpus`` when the caller
     found a GPU faiss can use, and ``OMP_WAIT_POLICY=PASSIVE`` so faiss's idle threads do not
-    spin on cores shared with training.
+    spin on cores shared with training. ``env``: more environment variables (the run
+    store's credentials, when ``cache_dir`` is on an object store).
     """
     options = {
         "num_cpus": 0,
@@ -246,7 +245,7 @@ def create_cluster_actor(
         "max_restarts": -1,
         "max_task_retries": -1,
         "max_concurrency": 64,
-        "runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
+        "runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE", **(env or {})}},
     }
     if name is not None:
         options["name"] = name

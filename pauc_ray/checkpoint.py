@@ -5,7 +5,9 @@ strings, so ``torch.load(..., weights_only=True)`` reads it: no arbitrary unpick
 ``manifest.json`` (size and SHA-256 of ``state.pt``, the epoch), written last. A folder whose
 manifest is missing or does not match its ``state.pt`` is incomplete and is never loaded.
 No Ray here: the trainer hands these folders to ``ray.train.report``; the service, evaluation
-and ``--resume`` read them back through :func:`read_checkpoint`.
+and ``--resume`` read them back through :func:`read_checkpoint`. Run folders may be on an
+object store (:mod:`pauc_ray.storage`): :func:`find_latest_checkpoint` then looks through the
+store's listing and :func:`read_checkpoint` downloads the folder before checking it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from pauc_ray.storage import Location, is_remote, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -77,26 +82,57 @@ def checkpoint_epoch(directory: str | Path, verify: bool = True) -> int:
     return epoch
 
 
-def read_checkpoint(directory: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Loads a complete checkpoint with ``weights_only=True``."""
+def read_checkpoint(
+    directory: str | Path | Location, map_location: str | torch.device = "cpu"
+) -> dict:
+    """Loads a complete checkpoint with ``weights_only=True`` (a local folder, or one on an
+    object store, downloaded to a temporary folder and checked there)."""
+    if is_remote(directory):
+        with tempfile.TemporaryDirectory(prefix="pauc-checkpoint-") as tmp:
+            return read_checkpoint(resolve(directory).download(tmp), map_location)
     checkpoint_epoch(directory)
     return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
 
 
-def find_latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The complete checkpoint folder with the highest epoch anywhere under ``run_dir``."""
-    best: tuple[int, float, Path] | None = None
-    for manifest in Path(run_dir).rglob(MANIFEST_FILE):
+def _remote_checkpoint_epoch(folder: Location) -> int:
+    """:func:`checkpoint_epoch` without the checksum, from the store's listing (the checksum
+    is checked when :func:`read_checkpoint` has the folder)."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        expected = manifest["files"][STATE_FILE]
+        epoch = int(manifest["epoch"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / MANIFEST_FILE}: unreadable manifest ({exc})") from None
+    state = folder / STATE_FILE
+    if not state.is_file() or state.size() != expected["bytes"]:
+        raise CheckpointError(f"{folder}: {STATE_FILE} missing or of the wrong size")
+    return epoch
+
+
+def find_latest_checkpoint(run_dir: str | Path | Location) -> Path | str | None:
+    """The complete checkpoint folder with the highest epoch anywhere under ``run_dir``: a
+    ``Path`` for a local run folder (checksum verified), the folder's URI on an object store
+    (size checked; the checksum when it is read)."""
+    root = resolve(run_dir)
+    best: tuple[int, float, Location] | None = None
+    for manifest in root.walk_files():
+        if manifest.name != MANIFEST_FILE:
+            continue
         folder = manifest.parent
         try:
-            epoch = checkpoint_epoch(folder, verify=False)
+            if folder.is_local:
+                epoch = checkpoint_epoch(folder.path, verify=False)
+            else:
+                epoch = _remote_checkpoint_epoch(folder)
         except CheckpointError as exc:
             logger.warning("skipping %s", exc)
             continue
-        key = (epoch, manifest.stat().st_mtime, folder)
+        key = (epoch, manifest.mtime(), folder)
         if best is None or key[:2] > best[:2]:
             best = key
     if best is None:
         return None
-    checkpoint_epoch(best[2])  # full checksum of the one we will use
-    return best[2]
+    if not best[2].is_local:
+        return best[2].uri
+    checkpoint_epoch(best[2].path)  # full checksum of the one we will use
+    return Path(best[2].path)

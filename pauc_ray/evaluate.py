@@ -22,23 +22,25 @@ from pauc_ray.export import ExportedModel, ExportError, load_exported_model
 
 
 def load_model(path: str | Path, device: str = "cpu") -> ExportedModel:
-    """The export at ``path``; the error says what the folder is when it holds none."""
+    """The export at ``path`` (a local folder or a URI such as ``s3://bucket/runs/NAME``); the
+    error says what the folder is when it holds none."""
     from pauc_ray.checkpoint import find_latest_checkpoint
+    from pauc_ray.storage import resolve
 
-    path = Path(path)
-    if not path.exists():
-        raise ExportError(f"{path}: no such run or export folder")
+    where = resolve(path)
+    if not where.exists():
+        raise ExportError(f"{where}: no such run or export folder")
     try:
-        return load_exported_model(path, device)
+        return load_exported_model(path if where.is_local else where.uri, device)
     except ExportError:
-        if path.is_dir() and find_latest_checkpoint(path) is not None:
+        if where.is_dir() and find_latest_checkpoint(where) is not None:
             raise ExportError(
-                f"{path}: run folder with checkpoints but no export/ (the run did not finish); "
-                f"finish it with `python -m pauc_ray.train --resume {path}`"
+                f"{where}: run folder with checkpoints but no export/ (the run did not finish); "
+                f"finish it with `python -m pauc_ray.train --resume {where}`"
             ) from None
-        if path.is_dir() and (path / "config.json").is_file():
+        if where.is_dir() and (where / "config.json").is_file():
             raise ExportError(
-                f"{path}: run folder with neither a complete checkpoint nor export/ "
+                f"{where}: run folder with neither a complete checkpoint nor export/ "
                 "(the run never finished an epoch)"
             ) from None
         raise

@@ -11,9 +11,11 @@ evaluation read models, and their preprocessing, only through it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from torch import nn
 from pauc_ray.config_io import from_dict
 from pauc_ray.data.augment import AugmentConfig
 from pauc_ray.model.backbones import EncoderSpec, build_encoder, represent
+from pauc_ray.storage import Location, is_remote, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class ExportedModel:
     encoder: nn.Module
     spec: EncoderSpec
     meta: dict[str, Any]
-    path: Path
+    path: Path | str  # the export folder, or its URI on an object store
     preprocessing: AugmentConfig = field(default_factory=AugmentConfig)
 
     def embedding_dim(self, representation: str = "backbone") -> int:
@@ -110,7 +113,11 @@ def parse_preprocessing(meta: dict[str, Any], where: str | Path = META_FILE) -> 
 
 
 def load_exported_model(path: str | Path, device: str | torch.device = "cpu") -> ExportedModel:
-    """Loads an export folder (or a run folder holding ``export/``) strictly."""
+    """Loads an export folder (or a run folder holding ``export/``) strictly: a local path,
+    or a URI on an object store (:mod:`pauc_ray.storage`; the two files are downloaded to a
+    temporary folder, loaded, and the folder removed; ``path`` is then the URI)."""
+    if is_remote(path):
+        return _load_remote(resolve(path), device)
     path = Path(path)
     if (path / "export" / META_FILE).is_file():
         path = path / "export"
@@ -133,3 +140,17 @@ def load_exported_model(path: str | Path, device: str | torch.device = "cpu") ->
     return ExportedModel(
         encoder=encoder, spec=spec, meta=meta, path=path, preprocessing=preprocessing
     )
+
+
+def _load_remote(location: Location, device: str | torch.device) -> ExportedModel:
+    if (location / "export" / META_FILE).is_file():
+        location = location / "export"
+    if not all((location / name).is_file() for name in (META_FILE, WEIGHTS_FILE)):
+        raise ExportError(
+            f"{location}: not an exported model (needs {META_FILE} and {WEIGHTS_FILE})"
+        )
+    with tempfile.TemporaryDirectory(prefix="pauc-export-") as tmp:
+        for name in (META_FILE, WEIGHTS_FILE):
+            (Path(tmp) / name).write_bytes((location / name).read_bytes())
+        model = load_exported_model(tmp, device)
+    return dataclasses.replace(model, path=location.uri)

@@ -39,7 +39,10 @@ class ServiceSettings(BaseSettings):
     """Settings of ``python -m service`` (frozen once validated).
 
     Attributes:
-        models: the storage folder (``ROOT``) whose run folders are served.
+        models: the storage folder (``ROOT``) whose run folders are served: a local folder,
+            or a URI on an object store (``s3://bucket/runs``), whose runs' served files are
+            then mirrored into a local cache first (:mod:`service.remote_models`;
+            ``PAUC_MODELS_CACHE`` sets where).
         host, port: where uvicorn listens.
         api_key: when set, every route but ``/healthz`` and ``/readyz`` needs it.
         max_batch: inputs per model forward at most when micro-batching requests; ``1`` turns
@@ -164,11 +167,20 @@ class ServiceSettings(BaseSettings):
         "info", description="debug, info, warning or error"
     )
 
-    @field_validator("models")
+    @field_validator("models", mode="before")
     @classmethod
-    def _models_is_a_folder(cls, value: Path | None) -> Path | None:
+    def _models_is_a_folder(cls, value: Any) -> Path | None:
         if value is None:
             return None
+        from pauc_ray.storage import StorageError, is_remote
+
+        if isinstance(value, str) and is_remote(value):
+            from service.remote_models import mirror_runs
+
+            try:  # the Path type would fold "s3://" into "s3:/"
+                return mirror_runs(value)
+            except (OSError, StorageError) as exc:
+                raise ValueError(f"{value!r}: cannot read the models there ({exc})") from None
         root = Path(value).expanduser()
         if not root.is_dir():
             raise ValueError(f"{str(root)!r} is not a directory")

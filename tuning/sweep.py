@@ -27,6 +27,7 @@ from typing import Any
 
 from pauc_ray.config_io import from_dict, load_config_file, merge
 from pauc_ray.data import DatasetError
+from pauc_ray.storage import resolve as resolve_location
 from pauc_ray.train.config import TrainConfig, resolve_config
 from pauc_ray.train.driver import init_ray
 from tuning.objective import OBJECTIVE_KEY, Objective, parse_objective
@@ -199,7 +200,7 @@ def base_config(args: argparse.Namespace) -> TrainConfig:
         config,
         dataset=_absolute_dataset(config.dataset),
         data_dir=str(Path(config.data_dir).expanduser().resolve()),
-        storage=str(Path(config.storage).expanduser().resolve()),
+        storage=str(resolve_location(config.storage)),  # a path or a URI
         name=None,
     )
 

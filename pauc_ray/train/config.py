@@ -95,6 +95,9 @@ class TrainConfig:
         storage: where runs go (on a multi-node cluster: a path every node shares).
         name: run name (folder under ``storage``); default ``{method}-{dataset}-{time}``.
         checkpoint_every: epochs between checkpoints (the last epoch always checkpoints).
+        checkpoint_upload: ``async`` (training goes on while Ray Train copies a checkpoint to
+            ``storage`` in a background thread; the last one is always waited for) or
+            ``sync`` (the step waits for the copy).
         eval_every: epochs between kNN/NEMD evaluations (0: only at the end).
         max_failures: worker-group restarts allowed (Ray Train's FailureConfig).
         mlflow_uri: also log the run's settings and per-epoch metrics to MLflow at this
@@ -138,6 +141,7 @@ class TrainConfig:
     storage: str = "./runs"
     name: str | None = None
     checkpoint_every: int = 1
+    checkpoint_upload: str = "async"
     eval_every: int = 0
     max_failures: int = 3
     mlflow_uri: str | None = None
@@ -157,6 +161,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "checkpoint_every", "knn_k", "embedding_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.checkpoint_upload not in ("async", "sync"):
+            raise ValueError(
+                f"checkpoint_upload must be 'async' or 'sync', got {self.checkpoint_upload!r}"
+            )
         if self.eval_every < 0 or self.max_failures < 0:
             raise ValueError("eval_every and max_failures must be >= 0")
         if not self.elastic_resize_interval_s > 0:

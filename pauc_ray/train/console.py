@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from pauc_ray.storage import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +129,12 @@ def format_epoch(metrics: dict[str, Any], epochs: int) -> str:
         parts.append(f"NEMD {metrics['nemd']:.3f}/{metrics.get('nemd_nn', math.nan):.3f} nn")
     if metrics.get("skipped_steps"):
         parts.append(f"{metrics['skipped_steps']:.0f} fp16 step(s) skipped (overflow)")
+    if "resumed_from_epoch" in metrics:
+        parts.append(
+            f"resumed from epoch {metrics['resumed_from_epoch']} with "
+            f"{metrics.get('world_size', '?')} worker(s), "
+            f"{metrics['epochs_repeated']} epoch(s) repeated"
+        )
     parts.append(f"{metrics.get('samples_per_second', 0):,.0f} samples/s")
     parts.append(f"{metrics.get('epoch_seconds', 0):.0f} s")
     return "  ".join(parts)
@@ -136,7 +145,9 @@ class RunMonitor:
 
     Args:
         channel: where rank 0's updates arrive; None: only the files are followed at the end.
-        run_dir: where ``curves.png`` and ``tensorboard/`` go.
+        run_dir: where ``curves.png`` and ``tensorboard/`` go: a local folder or a URI. On an
+            object store TensorBoard writes to a local staging folder first, uploaded after
+            each epoch (its writer appends to a file, which object stores cannot).
         epochs: the run's epochs (for ``epoch N/E``).
         console: print one line per epoch, and the progress bar when ``bar_stream`` is a
             terminal.
@@ -157,7 +168,8 @@ class RunMonitor:
         history: list[dict[str, Any]] | None = None,
     ) -> None:
         self.channel = channel
-        self.run_dir = Path(run_dir)
+        self.run = resolve(run_dir)
+        self._staging: tempfile.TemporaryDirectory | None = None
         self.epochs = epochs
         self.console = console
         self.stream = stream or sys.stdout
@@ -183,6 +195,9 @@ class RunMonitor:
         self._close_bar()
         if self._writer is not None:
             self._writer.close()
+            self._upload_tensorboard()
+        if self._staging is not None:
+            self._staging.cleanup()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -229,7 +244,13 @@ class RunMonitor:
         history = [self.history[e] for e in sorted(self.history)]
         from pauc_ray.evaluation.plots import plot_training_curves
 
-        plot_training_curves(history, self.run_dir / "curves.png", title=self.run_dir.name)
+        curves = self.run / "curves.png"
+        if curves.is_local:
+            plot_training_curves(history, curves.path, title=self.run.name)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                plot_training_curves(history, Path(tmp) / curves.name, title=self.run.name)
+                curves.write_bytes((Path(tmp) / curves.name).read_bytes())
         self._tensorboard(metrics)
         if self.on_epoch is not None:
             self.on_epoch(metrics)
@@ -238,13 +259,22 @@ class RunMonitor:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+            log_dir = self.run / "tensorboard"
+            if not log_dir.is_local:
+                self._staging = tempfile.TemporaryDirectory(prefix="pauc-tensorboard-")
+                log_dir = resolve(self._staging.name)
+            self._writer = SummaryWriter(log_dir=log_dir.path)
         step = int(metrics["epoch"])
         for name, value in metrics.items():
             if name == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             self._writer.add_scalar(_tag(name), value, step)
         self._writer.flush()
+        self._upload_tensorboard()
+
+    def _upload_tensorboard(self) -> None:
+        if self._staging is not None:
+            (self.run / "tensorboard").upload(self._staging.name)
 
 
 def _tag(name: str) -> str:

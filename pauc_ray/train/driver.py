@@ -29,6 +29,7 @@ from pauc_ray.data import (
     validate_dataset,
 )
 from pauc_ray.model.backbones import EncoderSpec
+from pauc_ray.storage import resolve, storage_env
 from pauc_ray.train.config import TrainConfig
 from pauc_ray.train.console import (
     ProgressChannel,
@@ -37,7 +38,7 @@ from pauc_ray.train.console import (
     train_logging_config,
 )
 from pauc_ray.train.local_cluster import start_local_cluster
-from pauc_ray.train.run_files import RunFiles, write_json_atomic
+from pauc_ray.train.run_files import RunFiles, read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def _train_data(dataset_dir: Path, info, num_train: int) -> tuple[list | None, d
 
 
 def _worker_env() -> dict[str, str]:
-    env = {"OMP_WAIT_POLICY": "PASSIVE"}
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **storage_env()}
     from pauc_ray.train.fault_injection import FAULT_ENV
 
     if os.environ.get(FAULT_ENV):  # chaos testing: forwarded to the workers
@@ -186,21 +187,21 @@ def run_training(
 
     latest = None
     if resume is not None:
-        run_dir = Path(resume).resolve()
+        run_dir = resolve(resume)
         config = dataclasses.replace(config, storage=str(run_dir.parent), name=run_dir.name)
         latest = find_latest_checkpoint(run_dir)
         if latest is None:
             logger.warning("%s has no complete checkpoint; starting from epoch 0", run_dir)
     name = config.name or default_run_name(config)
     config = dataclasses.replace(config, name=name)
-    storage = Path(config.storage).expanduser().resolve()
+    storage = resolve(config.storage)
     files = RunFiles(str(storage / name))
     if resume is None and find_latest_checkpoint(files.root) is not None:
         raise ValueError(
             f"run {files.root} already has checkpoints: continue it with --resume "
             f"{files.root}, or choose another --name"
         )
-    files.root.mkdir(parents=True, exist_ok=True)
+    files.root.mkdir()
 
     dataset_dir = resolve_dataset(config.dataset, config.data_dir, config.seed)
     info = read_dataset_info(dataset_dir)
@@ -243,6 +244,7 @@ def run_training(
         num_gpus=_cluster_gpus(use_gpu),
         name=f"pauc-cluster-{name}",
         log_level="INFO" if verbose else "WARNING",
+        env=storage_env(),
     )
     spec = encoder_spec_for(config, info)
     if console:
@@ -283,7 +285,9 @@ def run_training(
         ),
         run_config=RunConfig(
             name=name,
-            storage_path=str(storage),
+            # Ray Train writes checkpoints through the same pyarrow filesystem as the rest
+            storage_path=storage.path,
+            storage_filesystem=None if storage.is_local else storage.fs,
             failure_config=FailureConfig(max_failures=config.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
@@ -292,16 +296,19 @@ def run_training(
         ),
         datasets=datasets,
     )
-    previous = json.loads(files.history.read_text()) if files.history.exists() else []
-    monitor = RunMonitor(progress, files.root, config.epochs, console=console, history=previous)
+    previous = read_json(files.history, default=[])
+    monitor = RunMonitor(
+        progress, str(files.root), config.epochs, console=console, history=previous
+    )
     try:
         with monitor:
             result = trainer.fit()
     finally:
         ray.kill(actor)
         progress.shutdown()
-    history = json.loads(files.history.read_text()) if files.history.exists() else []
+    history = read_json(files.history, default=[])
     final = history[-1] if history else {}
+    restarts = [m for m in history if "resumed_from_epoch" in m]
     checkpoint = find_latest_checkpoint(files.root)
     summary = {
         "method": config.method,
@@ -319,6 +326,8 @@ def run_training(
         "wall_seconds": round(time.perf_counter() - started, 2),
         "run_dir": str(files.root),
         "world_size": final.get("world_size"),
+        "restarts": len(restarts),  # resumes and worker-group restarts alike
+        "epochs_repeated": sum(int(m["epochs_repeated"]) for m in restarts),
         "error": str(result.error) if getattr(result, "error", None) else None,
     }
     write_json_atomic(files.summary, summary)

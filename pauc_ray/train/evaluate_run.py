@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,7 +103,7 @@ def evaluate_encoder(
             from pauc_ray.train.run_files import write_json_atomic
 
             write_json_atomic(
-                Path(files.nemd_report),
+                files.nemd_report,
                 {"num_clusters": k, "representation": representation, **report.to_dict()},
             )
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from pathlib import Path
 
 import ray
 import ray.train
@@ -31,10 +30,10 @@ def maybe_inject_fault(kind: str, epoch: int, rank: int, files: RunFiles, actor)
     world = ray.train.get_context().get_world_size()
     if rank != (world - 1 if kind == "worker" else 0):
         return
-    marker = Path(files.run_dir) / f".fault-{kind}-{epoch}"
+    marker = files.root / f".fault-{kind}-{epoch}"
     if marker.exists():
         return
-    marker.touch()
+    marker.write_bytes(b"")
     if kind == "worker":
         logger.warning("fault injection: SIGKILL to worker rank %d at epoch %d", rank, epoch)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from typing import Any
 
 import numpy as np
 import ray.train
 import torch
+from ray.train import CheckpointUploadMode
 
 from cluster.result import MultiClusterResult
 from pauc_ray.checkpoint import write_checkpoint
@@ -34,10 +36,16 @@ def brief(metrics: dict[str, Any]) -> str:
 
 
 def report_with_checkpoint(
-    rank, model, optimizer, epoch, config, history, clustering, metrics, scaler=None
+    rank, model, optimizer, epoch, config, history, clustering, metrics, scaler=None, last=False
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
+    """Rank 0 writes the checkpoint to a local temporary folder and Ray Train copies it to the
+    run's storage: in a background thread (``config.checkpoint_upload == "async"``, except for
+    the ``last`` one, whose copy the driver's summary must see; Ray deletes the folder once
+    copied) or before this returns."""
+    upload_async = config.checkpoint_upload == "async" and not last
+    tmp = tempfile.mkdtemp(prefix="pauc-checkpoint-")
+    checkpoint = None
+    try:
         if rank == 0:
             state = {
                 "model": model.state_dict(),
@@ -55,7 +63,14 @@ def report_with_checkpoint(
             reportable(metrics),
             checkpoint=checkpoint,
             checkpoint_dir_name=f"checkpoint_epoch_{epoch:05d}",
+            checkpoint_upload_mode=CheckpointUploadMode.ASYNC
+            if upload_async
+            else CheckpointUploadMode.SYNC,
+            delete_local_checkpoint_after_upload=upload_async,
         )
+    finally:
+        if not (upload_async and checkpoint is not None):  # (that folder is Ray's to delete)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _clustering_state(result: MultiClusterResult | None) -> dict[str, Any]:

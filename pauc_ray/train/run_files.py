@@ -1,5 +1,9 @@
 """The files of one run folder (``STORAGE/NAME``), in one place.
 
+``STORAGE`` is a local folder or any URI :mod:`pauc_ray.storage` opens (``s3://bucket/runs``):
+every file below is written and read through the run's :class:`~pauc_ray.storage.Location`,
+whole (a rename on local disks, one PUT on object stores), so a reader never sees half a file.
+
 ``config.json`` (resolved config), ``checkpoint_epoch_XXXXX/`` (Ray Train's checkpoints),
 ``clustering/`` (the clustering actor's per-epoch cache), ``export/`` (the served model),
 ``nemd_report.json`` (the final NEMD report), ``history.json`` (per-epoch metrics) and
@@ -9,55 +13,71 @@
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from pauc_ray.export import export_model
+from pauc_ray.export import META_FILE, WEIGHTS_FILE, export_model
 from pauc_ray.model.backbones import EncoderSpec
+from pauc_ray.storage import Location, resolve
 
 
-def write_json_atomic(path: Path, data: Any) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+def write_json_atomic(where: str | Path | Location, data: Any) -> Location:
+    """``data`` as indented JSON at ``where`` (a path, URI or Location), written whole."""
+    return resolve(where).write_text(json.dumps(data, indent=2, default=str))
+
+
+def read_json(where: str | Path | Location, default: Any = None) -> Any:
+    """The JSON at ``where``, or ``default`` when there is no such file."""
+    location = resolve(where)
+    return json.loads(location.read_text()) if location.is_file() else default
 
 
 @dataclass(frozen=True)
 class RunFiles:
+    """Args: run_dir: the run folder, a local path or a URI."""
+
     run_dir: str
 
-    @property
-    def root(self) -> Path:
-        return Path(self.run_dir)
+    @cached_property
+    def root(self) -> Location:
+        return resolve(self.run_dir)
 
     @property
-    def config(self) -> Path:
+    def config(self) -> Location:
         return self.root / "config.json"
 
     @property
-    def clustering_cache(self) -> Path:
+    def clustering_cache(self) -> Location:
         return self.root / "clustering"
 
     @property
-    def export_dir(self) -> Path:
+    def export_dir(self) -> Location:
         return self.root / "export"
 
     @property
-    def nemd_report(self) -> Path:
+    def nemd_report(self) -> Location:
         return self.root / "nemd_report.json"
 
     @property
-    def history(self) -> Path:
+    def history(self) -> Location:
         return self.root / "history.json"
 
     @property
-    def summary(self) -> Path:
+    def summary(self) -> Location:
         return self.root / "summary.json"
+
+    @property
+    def curves(self) -> Location:
+        return self.root / "curves.png"
+
+    @property
+    def tensorboard(self) -> Location:
+        return self.root / "tensorboard"
 
     def export(
         self,
@@ -66,8 +86,10 @@ class RunFiles:
         config: Any,
         history: list[dict[str, Any]],
         dataset_info: dict[str, Any],
-    ) -> Path:
-        """Writes ``export/`` (query encoder + description) and ``history.json``."""
+    ) -> Location:
+        """Writes ``export/`` (query encoder + description) and ``history.json``; on a remote
+        store the export is built in a temporary folder and uploaded ``model.json`` last (it
+        marks a complete export)."""
         write_json_atomic(self.history, history)
         final = history[-1] if history else {}
         meta = {
@@ -82,4 +104,10 @@ class RunFiles:
             },
             "config": config.to_dict(),
         }
-        return export_model(self.export_dir, encoder.state_dict(), spec, meta)
+        target = self.export_dir
+        if target.is_local:
+            export_model(target.path, encoder.state_dict(), spec, meta)
+            return target
+        with tempfile.TemporaryDirectory(prefix="pauc-export-") as tmp:
+            export_model(tmp, encoder.state_dict(), spec, meta)
+            return target.upload(tmp, names=[WEIGHTS_FILE, META_FILE])

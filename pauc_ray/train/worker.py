@@ -47,7 +47,7 @@ from pauc_ray.train.config import TrainConfig
 from pauc_ray.train.evaluate_run import evaluate_encoder
 from pauc_ray.train.fault_injection import FAULT_ENV, maybe_inject_fault
 from pauc_ray.train.reporting import brief, report_with_checkpoint, reportable
-from pauc_ray.train.run_files import RunFiles, write_json_atomic
+from pauc_ray.train.run_files import RunFiles, read_json, write_json_atomic
 from pauc_ray.train.worker_comm import (
     all_gather,
     exchange_with_actor,
@@ -74,6 +74,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         stats = _train_epoch(run, data, epoch, warmup, prototypes)
         seconds["epoch"] = time.perf_counter() - epoch_start
         metrics = _epoch_metrics(run, epoch, lr, warmup, stats, seconds)
+        if epoch == run.start_epoch and run.restored is not None:
+            metrics.update(run.restored)  # the first epoch after a restart says what it cost
         _report_epoch(run, epoch, metrics, loop_config)
 
 
@@ -103,6 +105,9 @@ class _Run:
     scaler: Any = None  # fp16's GradScaler (its state travels with checkpoints)
     start_epoch: int = 0
     history: list = field(default_factory=list)
+    # after a restore: {"resumed_from_epoch": E, "epochs_repeated": N} (N: epochs finished
+    # before the restart that the checkpoint did not hold, trained again)
+    restored: dict | None = None
     clustering: Any = None  # the last epoch's clustering result (saved with checkpoints)
 
 
@@ -137,7 +142,7 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
     )
     precision = resolve_precision(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    start_epoch, history = 0, []
+    start_epoch, history, restored = 0, [], None
     state, source = None, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
@@ -154,8 +159,21 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         start_epoch = int(state["epoch"])
         history = json.loads(state["history_json"])
         generator.manual_seed(config.seed * 7919 + rank + 104729 * start_epoch)
+        # history.json is written after every epoch, the checkpoint only every few: the
+        # difference is what this restart trains again
+        written = read_json(RunFiles(loop_config["run_dir"]).history, default=[])
+        finished = max((int(m["epoch"]) for m in written), default=start_epoch)
+        restored = {
+            "resumed_from_epoch": start_epoch,
+            "epochs_repeated": max(0, finished - start_epoch),
+        }
         if rank == 0:
-            logger.info("resumed from epoch %d (%s)", start_epoch, source)
+            logger.info(
+                "resumed from epoch %d (%s); %d finished epoch(s) to train again",
+                start_epoch,
+                source,
+                restored["epochs_repeated"],
+            )
     if config.batch_norm == "sync" and world > 1:  # statistics over every worker's batch
         model.encoder_q = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_q)
         model.encoder_k = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_k)
@@ -208,6 +226,7 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         scaler=scaler,
         start_epoch=start_epoch,
         history=history,
+        restored=restored,
     )
 
 
@@ -370,6 +389,7 @@ def _epoch_metrics(
         "lr": lr,
         "warmup": warmup,
         "world_size": run.world,
+        "global_batch": run.per_worker_batch * run.world,
         **{f"loss_{n}": v for n, v in zip(names, averaged)},
         "instance_accuracy": averaged[len(names)],
         "prototype_accuracy": None if warmup else averaged[len(names) + 1],
@@ -424,6 +444,7 @@ def _report_epoch(run: _Run, epoch: int, metrics: dict[str, Any], loop_config: d
             run.clustering,
             metrics,
             scaler=run.scaler,
+            last=last,
         )
     else:
         ray.train.report(reportable(metrics))

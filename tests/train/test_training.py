@@ -167,6 +167,18 @@ def test_run_survives_a_killed_worker_or_clustering_actor(
     summary = run_training(config)  # the driver forwards the variable to the workers
     assert summary["error"] is None
     assert summary["epochs_completed"] == 4
+    if fault.startswith("worker"):  # killed in epoch 3, after epoch 2's checkpoint
+        h = history(summary)
+        assert [m["epoch"] for m in h] == [1, 2, 3, 4]
+        restarted = [m for m in h if "resumed_from_epoch" in m]
+        assert len(restarted) == 1 and summary["restarts"] == 1
+        # from epoch 2's checkpoint, or epoch 1's when the kill beat epoch 2's async upload
+        again = restarted[0]
+        assert (
+            again["resumed_from_epoch"] in (1, 2)
+            and again["epoch"] == again["resumed_from_epoch"] + 1
+        )
+        assert again["epochs_repeated"] == 2 - again["resumed_from_epoch"]
     assert (tmp_path / config.name / f".fault-{fault.replace('@', '-')}").exists()
     assert ray.is_initialized()
 
@@ -188,6 +200,8 @@ def test_resume_continues_to_the_configured_epochs(ray_cluster, blobs_dir, tmp_p
     summary = run_training(config, resume=first["run_dir"])
     assert summary["epochs_completed"] == 4
     assert [m["epoch"] for m in history(summary)] == [1, 2, 3, 4]
+    assert history(summary)[2]["resumed_from_epoch"] == 2
+    assert summary["restarts"] == 1 and summary["epochs_repeated"] == 0
 
 
 def test_one_worker_fixed_seed_is_reproducible(ray_cluster, blobs_dir, tmp_path):

@@ -1,0 +1,243 @@
+"""Elastic resize, end to end: a ``--workers 1:2`` run grows when a node joins and shrinks when
+one leaves.
+
+    python benchmarks/bench_elastic.py [--out DIR] [--epochs 24] [--interval 2]
+
+Starts its own Ray cluster (``ray.cluster_utils.Cluster``, the tool Ray's own tests use for
+nodes that come and go): a head node with room for one train worker (1.5 CPUs per worker, nodes of 2). A PAUC
+run on blobs starts with one worker; once its first checkpoint is stored a second node with its
+own CPU joins (a separate raylet on this machine, as ``ray start --address ...`` would add);
+Ray Train's resize monitor (``--elastic-resize-interval-s``) restarts the group with two
+workers from the latest checkpoint. After two epochs with two workers the node is removed: its
+worker dies, and the group restarts with the one worker that still fits. The run must finish
+every epoch.
+
+Prints and writes ``DIR/elastic.json``: the world size of every epoch, each restart (from which
+epoch, how many finished epochs were trained again), the time from the node's join to the
+first step of the two-worker group and from its removal to the first step of the one-worker
+group (both from the epoch times in ``history.json``: the step clock starts an epoch's
+``epoch_seconds`` before its entry is written), and the global batch of every epoch. A test
+(tests/train/test_elastic_resize.py) runs it and checks the history; no test asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+logger = logging.getLogger("bench_elastic")
+
+
+class NodeChanger:
+    """Watches the run's history and checkpoints from the main thread: adds the second node
+    after the first checkpoint, removes it after ``grown_epochs`` epochs trained by two
+    workers, and notes when each epoch's entry first appeared."""
+
+    def __init__(self, cluster, run_dir: Path, grown_epochs: int, timeout_s: float, graceful: bool):
+        self.graceful = graceful
+        self.cluster = cluster
+        self.run_dir = run_dir
+        self.grown_epochs = grown_epochs
+        self.timeout_s = timeout_s
+        self.events: dict[str, float] = {}
+        self.error: str | None = None
+
+    def history(self) -> list[dict[str, Any]]:
+        try:
+            return json.loads((self.run_dir / "history.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return []
+
+    def drive(self, trainer, seen: dict[tuple, float]) -> None:
+        from pauc_ray.checkpoint import find_latest_checkpoint
+
+        node, deadline = None, time.monotonic() + self.timeout_s
+        while trainer.poll() is None:
+            history = self.history()
+            for entry in history:  # a repeated epoch is a new entry (other size or time)
+                seen.setdefault(_entry_key(entry), time.time())
+            if time.monotonic() > deadline:
+                self.error = "timed out"
+                return
+            if "joined" not in self.events:
+                if find_latest_checkpoint(self.run_dir) is not None:
+                    node = self.cluster.add_node(num_cpus=2)  # room for one 1.5-CPU worker
+                    self.events["joined"] = time.time()
+                    logger.info("second node joined")
+            elif "removed" not in self.events:
+                if sum(m.get("world_size") == 2 for m in history) >= self.grown_epochs:
+                    self.events["removed"] = time.time()  # its processes start going now
+                    self.cluster.remove_node(node, allow_graceful=self.graceful)
+                    logger.info("second node removed")
+            time.sleep(0.1)
+        if "removed" not in self.events:
+            self.error = "the run ended before it grew and shrank"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _entry_key(entry: dict) -> tuple:
+    return (int(entry["epoch"]), entry.get("world_size"), entry.get("epoch_seconds"))
+
+
+def first_step_after(history: list[dict], seen: dict[tuple, float], since: float, world: int):
+    """Seconds from ``since`` to the first step of the first epoch trained by ``world``
+    workers that started after it (the epoch's entry time minus its ``epoch_seconds``)."""
+    for entry in history:
+        key = _entry_key(entry)
+        if entry.get("world_size") != world or key not in seen:
+            continue
+        started = seen[key] - float(entry.get("epoch_seconds", 0.0))
+        if started >= since - 1.0:
+            return round(max(0.0, started - since), 1)
+    return None
+
+
+def run_scenario(
+    out: Path, epochs: int = 24, interval_s: float = 2.0, graceful: bool = True
+) -> dict[str, Any]:
+    """The scenario of the module docstring; returns (and writes) ``elastic.json``'s content.
+
+    The run is a ``python -m pauc_ray.train`` process attached to the cluster through
+    ``RAY_ADDRESS`` (as ``ray job submit`` runs it); this process owns the nodes (Ray starts a
+    node's processes from the main thread only). ``graceful``: the node leaves as ``ray stop``
+    takes one down (its raylet says goodbye); otherwise its processes are killed, as when a
+    machine is lost, and the cluster notices only when its heartbeats stop."""
+    import os
+    import subprocess
+
+    from ray.cluster_utils import Cluster
+
+    from pauc_ray.data import PrepareConfig, prepare
+    from pauc_ray.train.config import TrainConfig
+    from pauc_ray.train.local_cluster import GCS_PORT_ENV
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "blobs"
+    if not (data / "dataset.json").exists():
+        prepare("blobs", data, PrepareConfig(classes=4, samples_per_class=1500, progress=False))
+    base = TrainConfig()
+    config = dataclasses.replace(
+        base,
+        dataset=f"parquet:{data}",
+        storage=str(out / "runs"),
+        name=f"elastic-{time.strftime('%H%M%S')}",
+        epochs=epochs,
+        batch_size=128,
+        workers="1:2",
+        cpus_per_worker=1.5,
+        elastic_resize_interval_s=interval_s,
+        max_failures=5,
+        embedding_dim=16,
+        queue_size=512,
+        kmeans=dataclasses.replace(base.kmeans, num_clusters=(4, 8), nredo=1),
+        loss=dataclasses.replace(base.loss, warmup_epochs=1),
+        eval_max_samples=1000,
+    )
+    config_file = out / f"{config.name}.json"
+    config_file.write_text(config.to_json())
+    run_dir = out / "runs" / config.name
+    # the GCS port fixed in advance so that every process of this cluster, Ray Train's
+    # placement-group cleaner included, is told its address (pauc_ray.train.local_cluster)
+    port = _free_port()
+    os.environ[GCS_PORT_ENV] = str(port)
+    from ray._private.services import get_node_ip_address
+
+    os.environ["RAY_ADDRESS"] = f"{get_node_ip_address()}:{port}"
+    # the head: one train worker (1.5 CPUs) and what is left for Ray Data's read task
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "dashboard_port": _free_port(), "include_dashboard": True},
+    )
+    changer = NodeChanger(cluster, run_dir, grown_epochs=2, timeout_s=600, graceful=graceful)
+    seen: dict[tuple, float] = {}
+    started = time.time()
+    log = (out / f"{config.name}.log").open("w")
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "pauc_ray.train", "--config", str(config_file), "--recipe", "none"],
+        cwd=ROOT,
+        env={**os.environ, "RAY_ADDRESS": cluster.address},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        changer.drive(trainer, seen)
+        code = trainer.wait(timeout=600)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+        log.close()
+        cluster.shutdown()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    restarts = [
+        {k: m[k] for k in ("epoch", "resumed_from_epoch", "epochs_repeated", "world_size")}
+        for m in history
+        if "resumed_from_epoch" in m
+    ]
+    joined, removed = changer.events.get("joined"), changer.events.get("removed")
+    result = {
+        "epochs": epochs,
+        "epochs_completed": summary["epochs_completed"],
+        "error": summary["error"] or changer.error or (f"exit code {code}" if code else None),
+        "world_sizes": [m["world_size"] for m in history],
+        "global_batches": [m.get("global_batch") for m in history],
+        "configured_batch": config.batch_size,
+        "restarts": restarts,
+        "epochs_repeated_per_resize": [r["epochs_repeated"] for r in restarts],
+        "join_to_first_2_worker_step_s": (
+            first_step_after(history, seen, joined, 2) if joined else None
+        ),
+        "removal_to_first_1_worker_step_s": (
+            first_step_after(history, seen, removed, 1) if removed else None
+        ),
+        "clustered_epochs": sum(m.get("clustering_seconds", 0) > 0 for m in history),
+        "checkpoint_every": config.checkpoint_every,
+        "resize_interval_s": interval_s,
+        "node_left": "gracefully" if graceful else "killed",
+        "wall_s": round(time.time() - started, 1),
+        "run_dir": str(run_dir),
+        "log": str(out / f"{config.name}.log"),
+    }
+    (out / "elastic.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--interval", type=float, default=2.0, help="resize monitor interval, s")
+    parser.add_argument(
+        "--kill-node", action="store_true", help="kill the second node's processes instead"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logger.setLevel(logging.INFO)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pauc-elastic-"))
+    result = run_scenario(
+        out, epochs=args.epochs, interval_s=args.interval, graceful=not args.kill_node
+    )
+    print(json.dumps(result, indent=2))
+    return 0 if result["error"] is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Elastic resize end to end (benchmarks/bench_elastic.py, on its own Ray cluster): a
+``--workers 1:2`` run grows to two workers when a second node joins, goes back to one when
+that node leaves, and finishes every epoch with the configured global batch and the clustering
+actor's exactly-once check passed every epoch. Times are printed, never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def test_a_run_grows_when_a_node_joins_and_shrinks_when_it_leaves(tmp_path):
+    epochs = 14
+    script = str(ROOT / "benchmarks" / "bench_elastic.py")
+    done = subprocess.run(
+        [sys.executable, script, "--out", str(tmp_path), "--epochs", str(epochs), "--interval", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    result_file = tmp_path / "elastic.json"
+    assert result_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(result_file.read_text())
+    log = Path(result["log"]).read_text()[-4000:]
+    assert result["error"] is None, log
+    assert done.returncode == 0, log
+    print({k: v for k, v in result.items() if k.endswith("_s") or k.startswith("epochs_")})
+    assert result["epochs_completed"] == epochs
+    history = json.loads((Path(result["run_dir"]) / "history.json").read_text())
+    assert [m["epoch"] for m in history] == list(range(1, epochs + 1))
+    sizes = result["world_sizes"]
+    grown = sizes.index(2)  # it grew ...
+    assert grown > 0 and all(s == 1 for s in sizes[:grown])
+    assert 1 in sizes[grown:], sizes  # ... and shrank back after the node left
+    # each resize is a restart from a checkpoint, recorded on the first epoch after it
+    restarts = result["restarts"]
+    assert [r["world_size"] for r in restarts][:2] == [2, 1], restarts
+    for r in restarts:
+        assert r["epoch"] == r["resumed_from_epoch"] + 1 and r["epochs_repeated"] >= 0
+    assert set(result["global_batches"]) == {result["configured_batch"]}
+    # warm-up is 1 epoch; every later epoch clustered (the actor checks every id came once)
+    assert result["clustered_epochs"] == epochs - 1
+    summary = json.loads((Path(result["run_dir"]) / "summary.json").read_text())
+    assert summary["restarts"] == len(restarts) >= 2
