@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from test_training import blob_config
 
 from pauc_ray.checkpoint import find_latest_checkpoint, read_checkpoint
-from pauc_ray.data import PrepareConfig, prepare
 from pauc_ray.data.augment import EvalTransform
 from pauc_ray.evaluate import load_model
 from pauc_ray.evaluate import main as evaluate_main
@@ -24,13 +23,6 @@ from service.app import create_app
 from service.settings import settings_from
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def blobs_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("data") / "blobs"
-    prepare("blobs", directory, PrepareConfig(classes=4, samples_per_class=150, progress=False))
-    return directory
 
 
 def test_a_run_on_s3_writes_every_file_there_and_is_read_back(

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from pauc_ray.checkpoint import find_latest_checkpoint, read_checkpoint
-from pauc_ray.data import PrepareConfig, load_split_arrays, prepare
+from pauc_ray.data import load_split_arrays
 from pauc_ray.data.augment import EvalTransform
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.evaluation.knn import knn_classify
@@ -26,13 +26,6 @@ from pauc_ray.train.driver import run_training
 from pauc_ray.train.worker import FAULT_ENV
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def blobs_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("data") / "blobs"
-    prepare("blobs", directory, PrepareConfig(classes=4, samples_per_class=150, progress=False))
-    return directory
 
 
 def blob_config(blobs_dir, storage, **changes) -> TrainConfig:
