@@ -162,7 +162,11 @@ def _bad_input(kind, blobs_dir, blob_export, tmp_path):
         return blob_export, ["--dataset", f"parquet:{copy}"], "rows have no label"
     if kind == "no-test-split":
         data = tmp_path / "train-only"
-        prepare("blobs", data, PrepareConfig(classes=4, samples_per_class=30, test_fraction=0))
+        prepare(  # no progress bar: it shows on stderr when preparing is slow
+            "blobs",
+            data,
+            PrepareConfig(classes=4, samples_per_class=30, test_fraction=0, progress=False),
+        )
         return blob_export, ["--dataset", f"parquet:{data}"], "no test split"
     if kind == "wrong-input-size":
         spec = EncoderSpec("mlp", "vector", (5,), embedding_dim=2, hidden=(8,))
