@@ -159,21 +159,20 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         start_epoch = int(state["epoch"])
         history = json.loads(state["history_json"])
         generator.manual_seed(config.seed * 7919 + rank + 104729 * start_epoch)
-        # history.json is written after every epoch, the checkpoint only every few: the
-        # difference is what this restart trains again
-        written = read_json(RunFiles(loop_config["run_dir"]).history, default=[])
-        finished = max((int(m["epoch"]) for m in written), default=start_epoch)
+        if rank == 0:
+            logger.info("resumed from epoch %d (%s)", start_epoch, source)
+    # history.json is written after every epoch, checkpoints less often (and stored later): the
+    # difference is what this (re)start trains again. Also a group restarted before any
+    # checkpoint was stored (start_epoch 0) is a restart, when epochs were already finished.
+    written = read_json(RunFiles(loop_config["run_dir"]).history, default=[])
+    finished = max((int(m["epoch"]) for m in written), default=0)
+    if state is not None or finished > 0:
         restored = {
             "resumed_from_epoch": start_epoch,
             "epochs_repeated": max(0, finished - start_epoch),
         }
-        if rank == 0:
-            logger.info(
-                "resumed from epoch %d (%s); %d finished epoch(s) to train again",
-                start_epoch,
-                source,
-                restored["epochs_repeated"],
-            )
+        if rank == 0 and restored["epochs_repeated"]:
+            logger.info("%d finished epoch(s) to train again", restored["epochs_repeated"])
     if config.batch_norm == "sync" and world > 1:  # statistics over every worker's batch
         model.encoder_q = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_q)
         model.encoder_k = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_k)
