@@ -111,7 +111,11 @@ def first_step_after(history: list[dict], seen: dict[tuple, float], since: float
 
 
 def run_scenario(
-    out: Path, epochs: int = 24, interval_s: float = 2.0, graceful: bool = True
+    out: Path,
+    epochs: int = 24,
+    interval_s: float = 2.0,
+    graceful: bool = True,
+    group_start_timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """The scenario of the module docstring; returns (and writes) ``elastic.json``'s content.
 
@@ -158,6 +162,8 @@ def run_scenario(
     # placement-group cleaner included, is told its address (pauc_ray.train.local_cluster)
     port = _free_port()
     os.environ[GCS_PORT_ENV] = str(port)
+    if group_start_timeout_s is not None:  # read by Train's controller, started by this cluster
+        os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = str(group_start_timeout_s)
     from ray._private.services import get_node_ip_address
 
     os.environ["RAY_ADDRESS"] = f"{get_node_ip_address()}:{port}"
@@ -211,6 +217,7 @@ def run_scenario(
         "clustered_epochs": sum(m.get("clustering_seconds", 0) > 0 for m in history),
         "checkpoint_every": config.checkpoint_every,
         "resize_interval_s": interval_s,
+        "group_start_timeout_s": group_start_timeout_s or 60.0,
         "node_left": "gracefully" if graceful else "killed",
         "wall_s": round(time.time() - started, 1),
         "run_dir": str(run_dir),
@@ -226,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--interval", type=float, default=2.0, help="resize monitor interval, s")
     parser.add_argument(
+        "--group-start-timeout",
+        type=float,
+        default=None,
+        help="RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S (Ray's default 60 s): how long Ray Train "
+        "keeps trying the old group size after a node left",
+    )
+    parser.add_argument(
         "--kill-node", action="store_true", help="kill the second node's processes instead"
     )
     args = parser.parse_args(argv)
@@ -233,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(logging.INFO)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pauc-elastic-"))
     result = run_scenario(
-        out, epochs=args.epochs, interval_s=args.interval, graceful=not args.kill_node
+        out,
+        epochs=args.epochs,
+        interval_s=args.interval,
+        graceful=not args.kill_node,
+        group_start_timeout_s=args.group_start_timeout,
     )
     print(json.dumps(result, indent=2))
     return 0 if result["error"] is None else 1

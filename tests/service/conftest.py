@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from app_client import wait_ready
 from fastapi.testclient import TestClient
 from service_storage import build_storage
 
@@ -27,15 +27,6 @@ def _one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def storage_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_storage(tmp_path_factory.mktemp("storage"))
-
-
-def wait_ready(client: TestClient, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/readyz").status_code == 200:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the app did not become ready")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import threading
 from urllib.parse import quote
 
 import pytest
-from conftest import wait_ready
+from app_client import wait_ready
 from service_storage import BROKEN_ID, EMBEDDING_DIM, FEATURE_DIM, IMAGE_ID, VECTOR_ID
 
 from service.registry import ModelRegistry

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import wait_ready
+from app_client import wait_ready
 from service_storage import VECTOR_ID
 from test_service_app import assert_error
 

@@ -182,7 +182,7 @@ def test_jobs_run_off_the_event_loop_and_are_bounded(make_client, monkeypatch):
 
     monkeypatch.setattr(nemd_route, "run_nemd", blocked)
     with make_client(nemd_max_pending=2) as client:
-        from conftest import wait_ready
+        from app_client import wait_ready
 
         wait_ready(client)
         request = {"model": VECTOR_ID, "dataset": "blobs", "num_clusters": [4]}
@@ -210,7 +210,7 @@ def test_nemd_body_too_large(client):
 def test_a_jobs_cost_is_bounded_before_it_is_queued(make_client):
     limits = {"nemd_max_clusters": 6, "nemd_max_matrix": 4, "nemd_max_work": 1000}
     with make_client(**limits) as client:
-        from conftest import wait_ready
+        from app_client import wait_ready
 
         wait_ready(client)
         base = {"model": VECTOR_ID, "dataset": "blobs"}
@@ -243,7 +243,7 @@ def test_a_running_job_can_be_cancelled(make_client, monkeypatch):
 
     monkeypatch.setattr(nemd_route, "run_nemd", slow)
     with make_client() as client:
-        from conftest import wait_ready
+        from app_client import wait_ready
 
         wait_ready(client)
         job = client.post("/nemd", json={"model": VECTOR_ID, "dataset": "blobs"}).json()["id"]

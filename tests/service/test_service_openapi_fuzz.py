@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import wait_ready
+from app_client import wait_ready
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from service_storage import IMAGE_ID, VECTOR_ID, digit_images, png_b64

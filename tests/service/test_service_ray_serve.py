@@ -81,7 +81,7 @@ def test_serve_deployment_embeds_like_the_uvicorn_app(ray_cluster, storage_root,
     images = [png_b64(i) for i in digit_images(5)]
     vectors = [[0.1, 0.2, 0.3], [1.0, -1.0, 0.5]]
     with make_client() as client:
-        from conftest import wait_ready
+        from app_client import wait_ready
 
         wait_ready(client)
         want_images = client.post("/embed", json={"model": IMAGE_ID, "inputs": images}).json()

@@ -21,7 +21,19 @@ def test_a_run_grows_when_a_node_joins_and_shrinks_when_it_leaves(tmp_path):
     epochs = 14
     script = str(ROOT / "benchmarks" / "bench_elastic.py")
     done = subprocess.run(
-        [sys.executable, script, "--out", str(tmp_path), "--epochs", str(epochs), "--interval", "2"],
+        [
+            sys.executable,
+            script,
+            "--out",
+            str(tmp_path),
+            "--epochs",
+            str(epochs),
+            "--interval",
+            "2",
+            # Ray's 60 s of retrying the old size after the node left is waiting, not testing
+            "--group-start-timeout",
+            "30",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
