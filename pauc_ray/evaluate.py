@@ -46,7 +46,7 @@ def load_model(path: str | Path, device: str = "cpu") -> ExportedModel:
         raise
 
 
-def resolve_eval_dataset(model: ExportedModel, name: str | None, data_dir: str) -> tuple[str, Path]:
+def resolve_eval_dataset(model: ExportedModel, name: str | None, data_dir: str) -> tuple[str, str]:
     """``(name, prepared folder)``; preparing uses the run's seed, so a dataset split here
     (digits, blobs) gets the same held-out rows the run was trained without."""
     from pauc_ray.data import resolve_dataset

@@ -4,6 +4,7 @@
     python -m pauc_ray.data prepare fashion-mnist --out data/fmnist [--from DIR]
     python -m pauc_ray.data prepare blobs --classes 10 --out data/blobs-10
     python -m pauc_ray.data prepare imagefolder:/data/in100 --image-size 64 --out data/in100
+    python -m pauc_ray.data prepare imagefolder:s3://b/raw/in100 --out s3://b/data/in100 --workers 16
     python -m pauc_ray.data validate data/fmnist [--split train] [--full]
 
 Bad input exits with status 2 and one line ``error: ...`` on stderr.
@@ -41,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 
     prep = commands.add_parser("prepare", help="write a source as Parquet shards")
     prep.add_argument("source", help=f"one of: {', '.join(SOURCES)}")
-    prep.add_argument("--out", type=Path, required=True, help="output folder")
+    prep.add_argument(
+        "--out", required=True, help="output folder: a local path or a URI (s3://bucket/data/x)"
+    )
     prep.add_argument("--from", dest="from_dir", type=Path, help="folder of the idx files")
     prep.add_argument(
         "--test-fraction",
@@ -64,11 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--dim", type=int, default=_DEFAULTS.dim, help="blobs")
     prep.add_argument("--image-size", type=int, help="imagefolder: resize to this square")
     prep.add_argument("--channels", type=int, choices=(1, 3), default=_DEFAULTS.channels)
+    prep.add_argument(
+        "--workers",
+        type=int,
+        help="imagefolder: Ray tasks at a time, one CPU each, on every node of the cluster "
+        "(RAY_ADDRESS joins one; else a local one starts). Default: the cluster's CPUs; "
+        "0: in this process, without Ray",
+    )
     prep.add_argument("--overwrite", action="store_true", help="replace a prepared dataset")
     prep.add_argument("--no-progress", action="store_true")
 
     val = commands.add_parser("validate", help="check a prepared dataset")
-    val.add_argument("directory", type=Path)
+    val.add_argument("directory", help="a prepared dataset: local path or URI")
     val.add_argument("--split", help="one split (default: all in dataset.json)")
     val.add_argument("--full", action="store_true", help="decode every image, not only headers")
     return parser
@@ -86,9 +96,11 @@ def _prepare(args: argparse.Namespace) -> str:
         if info.kind == "image"
         else f"{info.dim}-d vectors"
     )
+    seconds = time.perf_counter() - started
+    rate = sum(info.counts.values()) / seconds if seconds > 0 else float("inf")
     return (
         f"wrote {info.name} ({shape}, {info.num_classes} classes) to {args.out}: {counts} rows "
-        f"in {time.perf_counter() - started:.1f} s"
+        f"in {seconds:.1f} s ({rate:,.0f} rows/s)"
     )
 
 

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pauc_ray.storage import Location, resolve
+
 __all__ = [
     "FORMAT_VERSION",
     "INFO_FILE",
@@ -125,12 +127,14 @@ class DatasetInfo:
             raise DatasetError(f"{where}: {err}") from err
 
 
-def read_dataset_info(directory: str | Path) -> DatasetInfo:
-    """Reads ``DIR/dataset.json``; ``DatasetError`` if it is missing or malformed."""
-    path = Path(directory) / INFO_FILE
-    if not Path(directory).is_dir():
-        raise DatasetError(f"{directory}: no such dataset directory")
+def read_dataset_info(directory: str | Path | Location) -> DatasetInfo:
+    """Reads ``DIR/dataset.json`` (a local folder or a URI such as ``s3://bucket/data/x``);
+    ``DatasetError`` if it is missing or malformed."""
+    where = resolve(directory)
+    path = where / INFO_FILE
     if not path.is_file():
+        if not where.is_dir():
+            raise DatasetError(f"{directory}: no such dataset directory")
         raise DatasetError(
             f"{path}: missing (prepare the dataset with `python -m pauc_ray.data prepare`)"
         )
@@ -141,10 +145,10 @@ def read_dataset_info(directory: str | Path) -> DatasetInfo:
     return DatasetInfo.from_dict(data, where=str(path))
 
 
-def write_dataset_info(directory: str | Path, info: DatasetInfo) -> Path:
-    path = Path(directory) / INFO_FILE
-    path.write_text(info.to_json())
-    return path
+def write_dataset_info(directory: str | Path | Location, info: DatasetInfo) -> Location:
+    """Writes ``DIR/dataset.json`` whole (readers take its presence as "the dataset is
+    complete", so it is written after the shards)."""
+    return (resolve(directory) / INFO_FILE).write_text(info.to_json())
 
 
 def sample_column(info: DatasetInfo) -> str:

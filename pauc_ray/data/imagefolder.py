@@ -1,13 +1,15 @@
 """ImageNet-style class folders: ``ROOT/<class>/**/*.jpg|png|...``.
 
 Class names are the sorted sub-folder names (label = position), as torchvision's
-``ImageFolder`` does; folders holding no image are left out with a warning.
+``ImageFolder`` does; folders holding no image are left out with a warning. ``ROOT`` is a local
+folder or a URI (``s3://bucket/raw/in100``): listing and reading go through its filesystem.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pauc_ray.data.dataset_info import DatasetError
+from pauc_ray.storage import Location, resolve
 
 __all__ = ["IMAGE_SUFFIXES", "FolderImages", "ImageEncoder", "scan_class_folders"]
 
@@ -29,29 +32,47 @@ ORIENTATION_TAG = 0x0112  # EXIF Orientation
 
 @dataclass(frozen=True)
 class FolderImages:
-    """Images found under class folders: ``paths[i]`` has label ``labels[i]`` (int64)."""
+    """Images found under class folders: ``paths[i]`` has label ``labels[i]`` (int64).
+
+    Attributes:
+        class_names: label -> class folder name.
+        paths: the image files (on the root's filesystem).
+        labels: (N,) int64.
+        root: the scanned folder; ``relative(i)`` names a file within it.
+    """
 
     class_names: list[str]
-    paths: list[Path]
+    paths: list[Location]
     labels: np.ndarray
+    root: Location
+
+    def relative(self, path: Location) -> str:
+        """``class/.../file.png``: where ``path`` lies under the root (the ``path`` column)."""
+        return posixpath.relpath(path.path, self.root.path)
 
 
-def scan_class_folders(root: str | Path, class_names: list[str] | None = None) -> FolderImages:
+def scan_class_folders(
+    root: str | Path | Location, class_names: list[str] | None = None
+) -> FolderImages:
     """Lists ``root/<class>/...`` images, sorted by class then path.
 
     Args:
-        root: folder with one sub-folder per class.
+        root: folder (local or URI) with one sub-folder per class.
         class_names: fixed label order (e.g. the train split's, for the val split); a class
             folder not in it is an error. ``None``: the sorted non-empty sub-folders.
     """
-    root = Path(root)
+    root = resolve(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
-    found: dict[str, list[Path]] = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(
-            p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        )
+    found: dict[str, list[Location]] = {}
+    for folder in root.children():
+        if not folder.is_dir():
+            continue
+        files = [
+            p
+            for p in folder.walk_files()
+            if posixpath.splitext(p.name)[1].lower() in IMAGE_SUFFIXES
+        ]
         if files:
             found[folder.name] = files
         else:
@@ -73,7 +94,7 @@ def scan_class_folders(root: str | Path, class_names: list[str] | None = None) -
         [index[name] for name in sorted(found, key=index.get) for _ in found[name]],
         dtype=np.int64,
     )
-    return FolderImages(class_names=list(class_names), paths=paths, labels=labels)
+    return FolderImages(class_names=list(class_names), paths=paths, labels=labels, root=root)
 
 
 class ImageEncoder:
@@ -99,21 +120,30 @@ class ImageEncoder:
         self.size = size
         self.jpeg_quality = jpeg_quality
         self.shape: tuple[int, int] | None = (size, size) if size else None  # (H, W)
-        self._first: Path | None = None
+        self.first: str | None = None  # the file that set ``shape`` (when size is None)
 
-    def __call__(self, path: Path) -> bytes:
+    def __call__(self, path: str | Path | Location) -> bytes:
+        """The stored bytes of the image file ``path`` (local or on any filesystem)."""
+        path = resolve(path)
         try:
             data = path.read_bytes()
+        except OSError as err:
+            raise DatasetError(f"{path}: cannot read image ({err})") from err
+        return self.encode(data, str(path))
+
+    def encode(self, data: bytes, name: str) -> bytes:
+        """The stored bytes of one image file's contents ``data``; ``name`` is for messages."""
+        try:
             with Image.open(io.BytesIO(data)) as image:
                 image_format = image.format
                 image.load()
-                return self._convert(path, data, image, image_format)
+                return self._convert(name, data, image, image_format)
         except (OSError, UnidentifiedImageError, ValueError) as err:
             if isinstance(err, DatasetError):
                 raise
-            raise DatasetError(f"{path}: cannot read image ({err})") from err
+            raise DatasetError(f"{name}: cannot read image ({err})") from err
 
-    def _convert(self, path: Path, data: bytes, image: Image.Image, image_format: str) -> bytes:
+    def _convert(self, name: str, data: bytes, image: Image.Image, image_format: str) -> bytes:
         changed = False
         # a photo's EXIF orientation is applied, as viewers do (and as the service does)
         if image.getexif().get(ORIENTATION_TAG, 1) != 1:
@@ -127,10 +157,10 @@ class ImageEncoder:
             changed = True
         height_width = (image.size[1], image.size[0])
         if self.shape is None:
-            self.shape, self._first = height_width, path
+            self.shape, self.first = height_width, name
         elif height_width != self.shape:
             raise DatasetError(
-                f"{path}: image is {height_width[0]}x{height_width[1]}, but {self._first} is "
+                f"{name}: image is {height_width[0]}x{height_width[1]}, but {self.first} is "
                 f"{self.shape[0]}x{self.shape[1]}; pass --image-size to resize all images"
             )
         if not changed and image_format in ("PNG", "JPEG"):

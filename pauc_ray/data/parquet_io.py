@@ -18,7 +18,8 @@ Columns (one row per sample):
 
 ``dataset.json`` and ``DatasetError`` live in ``dataset_info.py`` (re-exported here). Readers
 here are Ray-free (pyarrow and numpy); ``ray_dataset.py`` reads the same files through Ray
-Data.
+Data. ``DIR`` is a local folder or a URI (``s3://bucket/data/fashion-mnist``, any filesystem
+``pauc_ray.storage`` opens): every read goes through that filesystem.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from pauc_ray.data.dataset_info import (
     write_dataset_info,
 )
 from pauc_ray.data.image_codec import decode_images
+from pauc_ray.storage import Location, resolve
 
 __all__ = [
     "FORMAT_VERSION",
@@ -56,10 +58,14 @@ __all__ = [
     "iter_id_range",
     "load_split_arrays",
     "read_dataset_info",
+    "rows_table",
     "sample_column",
+    "shard_name",
+    "shard_schema",
     "split_files",
     "vectors_from_arrow",
     "write_dataset_info",
+    "write_shard",
 ]
 
 
@@ -86,15 +92,80 @@ class WriteConfig:
             )
 
 
-def split_files(directory: str | Path, split: str) -> list[Path]:
+def split_files(directory: str | Path | Location, split: str) -> list[Location]:
     """The split's Parquet files in order; ``DatasetError`` when there are none."""
-    split_dir = Path(directory) / split
+    split_dir = resolve(directory) / split
     if not split_dir.is_dir():
         raise DatasetError(f"{split_dir}: split '{split}' not found")
-    files = sorted(split_dir.glob("*.parquet"))
+    files = [f for f in split_dir.children() if f.name.endswith(".parquet")]
     if not files:
         raise DatasetError(f"{split_dir}: no Parquet files (expected part-*.parquet)")
     return files
+
+
+def shard_name(index: int) -> str:
+    """``part-NNNNN.parquet``: shards sort by name in id order."""
+    return f"part-{index:05d}.parquet"
+
+
+def write_shard(table: pa.Table, where: Location, config: WriteConfig = WriteConfig()) -> None:
+    """Writes one shard with ``config``'s row groups and codec, straight to ``where``'s
+    filesystem (one upload on object stores, whose objects appear whole)."""
+    where.parent.mkdir()
+    pq.write_table(
+        table,
+        where.path,
+        filesystem=where.fs,
+        row_group_size=config.row_group_size,
+        compression=config.compression,
+    )
+
+
+def shard_schema(
+    kind: str, dim: int | None = None, labelled: bool = True, with_path: bool = False
+) -> pa.Schema:
+    """The columns of a shard (see the module docstring)."""
+    fields = [pa.field("id", pa.int64(), nullable=False)]
+    if kind == "image":
+        fields.append(pa.field("image", pa.binary(), nullable=False))
+    else:
+        fields.append(pa.field("x", pa.list_(pa.float32(), dim), nullable=False))
+    if labelled:
+        fields.append(pa.field("label", pa.int64(), nullable=False))
+    if with_path:
+        fields.append(pa.field("path", pa.string()))
+    return pa.schema(fields)
+
+
+def rows_table(
+    schema: pa.Schema,
+    first_id: int,
+    samples: Sequence[bytes] | np.ndarray,
+    labels: np.ndarray | None = None,
+    paths: Sequence[str] | None = None,
+) -> pa.Table:
+    """Rows of ``schema`` with ids ``first_id, first_id + 1, ...``: ``samples`` are encoded
+    images, or (n, dim) float vectors."""
+    n = len(samples)
+    ids = pa.array(np.arange(first_id, first_id + n, dtype=np.int64))
+    if pa.types.is_binary(schema.field(1).type):
+        sample = pa.array(list(samples), type=pa.binary())
+    else:
+        dim = schema.field(1).type.list_size
+        x = np.ascontiguousarray(samples, dtype=np.float32)
+        if x.shape != (n, dim):
+            raise ValueError(f"expected vectors of shape ({n}, {dim}), got {x.shape}")
+        sample = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), dim)
+    columns = [ids, sample]
+    if "label" in schema.names:
+        if labels is None or len(labels) != n:
+            raise ValueError(f"expected {n} labels")
+        columns.append(pa.array(np.asarray(labels, dtype=np.int64)))
+    if "path" in schema.names:
+        if paths is None or len(paths) != n:
+            raise ValueError(f"expected {n} paths")
+        columns.append(pa.array(list(paths), type=pa.string()))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class SplitWriter:
@@ -130,16 +201,7 @@ class SplitWriter:
         self.split_dir.mkdir(parents=True, exist_ok=False)
         self.kind, self.dim, self.labelled, self.with_path = kind, dim, labelled, with_path
         self.config = config
-        fields = [pa.field("id", pa.int64(), nullable=False)]
-        if kind == "image":
-            fields.append(pa.field("image", pa.binary(), nullable=False))
-        else:
-            fields.append(pa.field("x", pa.list_(pa.float32(), dim), nullable=False))
-        if labelled:
-            fields.append(pa.field("label", pa.int64(), nullable=False))
-        if with_path:
-            fields.append(pa.field("path", pa.string()))
-        self.schema = pa.schema(fields)
+        self.schema = shard_schema(kind, dim, labelled, with_path)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self.rows = 0
@@ -155,24 +217,7 @@ class SplitWriter:
         n = len(samples)
         if n == 0:
             return
-        ids = pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64))
-        if self.kind == "image":
-            sample = pa.array(list(samples), type=pa.binary())
-        else:
-            x = np.ascontiguousarray(samples, dtype=np.float32)
-            if x.shape != (n, self.dim):
-                raise ValueError(f"expected vectors of shape ({n}, {self.dim}), got {x.shape}")
-            sample = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), self.dim)
-        columns = [ids, sample]
-        if self.labelled:
-            if labels is None or len(labels) != n:
-                raise ValueError(f"expected {n} labels")
-            columns.append(pa.array(np.asarray(labels, dtype=np.int64)))
-        if self.with_path:
-            if paths is None or len(paths) != n:
-                raise ValueError(f"expected {n} paths")
-            columns.append(pa.array(list(paths), type=pa.string()))
-        self._pending.append(pa.Table.from_arrays(columns, schema=self.schema))
+        self._pending.append(rows_table(self.schema, self.rows, samples, labels, paths))
         self._pending_rows += n
         self.rows += n
         while self._pending_rows >= self.config.rows_per_file:
@@ -180,13 +225,8 @@ class SplitWriter:
 
     def _flush(self, rows: int) -> None:
         table = pa.concat_tables(self._pending)
-        path = self.split_dir / f"part-{len(self.files):05d}.parquet"
-        pq.write_table(
-            table.slice(0, rows),
-            path,
-            row_group_size=self.config.row_group_size,
-            compression=self.config.compression,
-        )
+        path = self.split_dir / shard_name(len(self.files))
+        write_shard(table.slice(0, rows), resolve(path), self.config)
         self.files.append(path)
         rest = table.slice(rows)
         self._pending = [rest] if rest.num_rows else []
@@ -262,14 +302,14 @@ def _decode_table(table: pa.Table, info: DatasetInfo) -> SplitArrays:
     return SplitArrays(ids, inputs, labels)
 
 
-def _columns(files: Sequence[Path], info: DatasetInfo) -> list[str]:
-    names = pq.read_schema(files[0]).names
+def _columns(files: Sequence[Location], info: DatasetInfo) -> list[str]:
+    names = pq.read_schema(files[0].path, filesystem=files[0].fs).names
     columns = ["id", sample_column(info)]
     return columns + (["label"] if "label" in names else [])
 
 
 def load_split_arrays(
-    directory: str | Path, split: str, info: DatasetInfo | None = None
+    directory: str | Path | Location, split: str, info: DatasetInfo | None = None
 ) -> SplitArrays:
     """Reads and decodes a whole split into memory, sorted by id (no Ray).
 
@@ -278,20 +318,21 @@ def load_split_arrays(
     """
     info = info or read_dataset_info(directory)
     files = split_files(directory, split)
-    table = pa.concat_tables(pq.read_table(f, columns=_columns(files, info)) for f in files)
+    columns = _columns(files, info)
+    table = pa.concat_tables(pq.read_table(f.path, columns=columns, filesystem=f.fs) for f in files)
     arrays = _decode_table(table, info)
     order = np.argsort(arrays.ids, kind="stable")
     arrays = arrays.take(order)
     if not np.array_equal(arrays.ids, np.arange(len(arrays))):
         raise DatasetError(
-            f"{Path(directory) / split}: ids are not exactly 0..{len(arrays) - 1}; run "
+            f"{resolve(directory) / split}: ids are not exactly 0..{len(arrays) - 1}; run "
             f"`python -m pauc_ray.data validate {directory}` for the offending row"
         )
     return arrays
 
 
 def iter_id_range(
-    directory: str | Path,
+    directory: str | Path | Location,
     split: str,
     start: int,
     stop: int,
@@ -309,7 +350,7 @@ def iter_id_range(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     info = info or read_dataset_info(directory)
     files = split_files(directory, split)
-    dataset = pads.dataset([str(f) for f in files], format="parquet")
+    dataset = pads.dataset([f.path for f in files], format="parquet", filesystem=files[0].fs)
     scan = dataset.to_batches(
         columns=_columns(files, info),
         filter=(pc.field("id") >= start) & (pc.field("id") < stop),

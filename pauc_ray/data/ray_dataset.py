@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import ray
 
@@ -40,6 +41,7 @@ from pauc_ray.data.parquet_io import (
     split_files,
     vectors_from_arrow,
 )
+from pauc_ray.storage import Location, resolve
 
 __all__ = [
     "READERS",
@@ -106,18 +108,24 @@ def decode_batch(batch: pa.Table, info: DatasetInfo) -> dict[str, np.ndarray]:
 
 
 def _read_files(
-    batch: dict[str, np.ndarray], info: DatasetInfo, columns: list[str], batch_size: int
+    batch: dict[str, np.ndarray],
+    info: DatasetInfo,
+    columns: list[str],
+    batch_size: int,
+    filesystem: pafs.FileSystem,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Reads and decodes the Parquet files named in ``batch["path"]``, ``batch_size`` rows
-    at a time (only that many encoded rows are held at once)."""
+    """Reads and decodes the Parquet files named in ``batch["path"]`` (paths on
+    ``filesystem``), ``batch_size`` rows at a time (only that many encoded rows are held at
+    once)."""
     for path in batch["path"]:
-        parquet = pq.ParquetFile(str(path))
-        for record_batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
-            yield decode_batch(pa.Table.from_batches([record_batch]), info)
+        with filesystem.open_input_file(str(path)) as stream:
+            parquet = pq.ParquetFile(stream)
+            for record_batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+                yield decode_batch(pa.Table.from_batches([record_batch]), info)
 
 
 def read_split(
-    directory: str | Path,
+    directory: str | Path | Location,
     split: str,
     config: RayReadConfig = RayReadConfig(),
     info: DatasetInfo | None = None,
@@ -125,8 +133,11 @@ def read_split(
     """A lazy Ray Dataset of the decoded split.
 
     Args:
-        directory: a prepared dataset folder (``validate_dataset`` it first); on a cluster of
-            several nodes it must be visible to every node at the same path.
+        directory: a prepared dataset folder (``validate_dataset`` it first): a URI such as
+            ``s3://bucket/data/fashion-mnist``, read by every task straight from the store
+            (the filesystem object, with its endpoint and keys, travels with the tasks), or a
+            local path, which on a cluster of several nodes must be visible to every node at
+            the same path.
         split: e.g. ``"train"``.
         config: CPUs per task, decode batch size, reader.
         info: ``dataset.json`` contents, read from ``directory`` when ``None``.
@@ -138,22 +149,30 @@ def read_split(
         >>> ds = read_split("data/fashion-mnist", "train")  # doctest: +SKIP
         >>> trainer = TorchTrainer(loop, datasets={"train": ds}, ...)  # doctest: +SKIP
     """
-    # absolute paths: the read tasks may run in another working directory or on another node
-    directory = Path(directory).expanduser().resolve()
+    # absolute paths (resolve): the read tasks may run in another working directory or node
+    directory = resolve(directory)
     info = info or read_dataset_info(directory)
-    files = [str(f) for f in split_files(directory, split)]
-    names = pq.read_schema(files[0]).names
+    shards = split_files(directory, split)
+    files, filesystem = [f.path for f in shards], directory.fs
+    names = pq.read_schema(files[0], filesystem=filesystem).names
     columns = ["id", sample_column(info)] + (["label"] if "label" in names else [])
     if config.reader == "tasks":
         listing = ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files))
         return listing.map_batches(
             _read_files,
-            fn_kwargs={"info": info, "columns": columns, "batch_size": config.batch_size},
+            fn_kwargs={
+                "info": info,
+                "columns": columns,
+                "batch_size": config.batch_size,
+                "filesystem": filesystem,
+            },
             batch_size=1,
             batch_format="numpy",
             num_cpus=config.num_cpus,
         )
-    dataset = ray.data.read_parquet(files, num_cpus=config.num_cpus).select_columns(columns)
+    dataset = ray.data.read_parquet(
+        files, filesystem=filesystem, num_cpus=config.num_cpus
+    ).select_columns(columns)
     # Arrow in, numpy out: in "numpy" format a fixed-size list column arrives as an object
     # array of per-row arrays; Arrow flattens it without a per-row copy.
     return dataset.map_batches(

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -34,6 +36,7 @@ from tqdm.auto import tqdm
 from pauc_ray.data.idx import find_idx_file, read_idx, read_idx_header
 from pauc_ray.data.image_codec import encode_png
 from pauc_ray.data.imagefolder import ImageEncoder, scan_class_folders
+from pauc_ray.data.imagefolder_ray import FolderSplit, convert_folder_splits
 from pauc_ray.data.parquet_io import (
     INFO_FILE,
     DatasetError,
@@ -42,6 +45,7 @@ from pauc_ray.data.parquet_io import (
     WriteConfig,
     write_dataset_info,
 )
+from pauc_ray.storage import Location, resolve
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -83,6 +87,8 @@ class PrepareConfig:
         image_size: bring every image to this square size (imagefolder); ``None``: keep
             sizes, which must then agree.
         channels: 1 or 3 (imagefolder).
+        workers: image folders are converted by this many Ray tasks at a time (one CPU each;
+            ``None``: as many as the cluster has CPUs; 0: in this process, without Ray).
         overwrite: replace a non-empty ``out`` (only one holding a dataset.json).
         progress: show progress bars.
     """
@@ -97,6 +103,7 @@ class PrepareConfig:
     dim: int = 3
     image_size: int | None = None
     channels: int = 3
+    workers: int | None = None
     overwrite: bool = False
     progress: bool = True
 
@@ -107,6 +114,8 @@ class PrepareConfig:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
         if self.rows_per_file < 1:
             raise ValueError(f"rows_per_file must be >= 1, got {self.rows_per_file}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
 
 
 def stratified_split(
@@ -142,12 +151,12 @@ def _bar(total: int, desc: str, config: PrepareConfig) -> tqdm:
 
 
 def _write_images(
-    out: Path, split: str, images: np.ndarray, labels: np.ndarray, config: PrepareConfig
+    out: Location, split: str, images: np.ndarray, labels: np.ndarray, config: PrepareConfig
 ) -> int:
     """images (N, H, W) or (N, H, W, 3) uint8, encoded as PNG."""
     write = WriteConfig(rows_per_file=config.rows_per_file)
     with (
-        SplitWriter(out / split, "image", config=write) as writer,
+        SplitWriter(out.local_path / split, "image", config=write) as writer,
         _bar(len(images), split, config) as bar,
     ):
         for start in range(0, len(images), _CHUNK):
@@ -158,15 +167,15 @@ def _write_images(
 
 
 def _write_vectors(
-    out: Path, split: str, x: np.ndarray, labels: np.ndarray, config: PrepareConfig
+    out: Location, split: str, x: np.ndarray, labels: np.ndarray, config: PrepareConfig
 ) -> int:
     write = WriteConfig(rows_per_file=config.rows_per_file)
-    with SplitWriter(out / split, "vector", dim=x.shape[1], config=write) as writer:
+    with SplitWriter(out.local_path / split, "vector", dim=x.shape[1], config=write) as writer:
         writer.add(x, labels)
     return writer.rows
 
 
-def _digits(out: Path, config: PrepareConfig) -> DatasetInfo:
+def _digits(out: Location, config: PrepareConfig) -> DatasetInfo:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -183,7 +192,7 @@ def _digits(out: Path, config: PrepareConfig) -> DatasetInfo:
 
 
 def _idx_images(name: str, default_dir: Path | None, class_names: list[str] | None):
-    def convert(out: Path, config: PrepareConfig) -> DatasetInfo:
+    def convert(out: Location, config: PrepareConfig) -> DatasetInfo:
         folder = config.from_dir or default_dir
         if folder is None:
             raise DatasetError(f"source '{name}' needs --from DIR (the folder of its idx files)")
@@ -212,7 +221,7 @@ def _idx_images(name: str, default_dir: Path | None, class_names: list[str] | No
     return convert
 
 
-def _blobs(out: Path, config: PrepareConfig) -> DatasetInfo:
+def _blobs(out: Location, config: PrepareConfig) -> DatasetInfo:
     from pauc_ray.data.blobs import make_blob_data  # scikit-learn: imported when needed
 
     data = make_blob_data(config.classes, config.samples_per_class, config.dim, config.seed)
@@ -226,43 +235,38 @@ def _blobs(out: Path, config: PrepareConfig) -> DatasetInfo:
     )  # fmt: skip
 
 
-def _imagefolder(root: Path) -> Callable[[Path, PrepareConfig], DatasetInfo]:
-    def convert(out: Path, config: PrepareConfig) -> DatasetInfo:
+def _imagefolder(root: Location) -> Callable[[Location, PrepareConfig], DatasetInfo]:
+    def convert(out: Location, config: PrepareConfig) -> DatasetInfo:
         held_out = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
         if (root / "train").is_dir() and held_out is not None:
             train = scan_class_folders(root / "train")
             test = scan_class_folders(held_out, class_names=train.class_names)
-            splits = {
+            found = {
                 "train": (train.paths[: config.limit], train.labels[: config.limit]),
                 "test": (test.paths[: config.limit], test.labels[: config.limit]),
             }
             class_names = train.class_names
         else:
-            found = scan_class_folders(root)
-            splits = {
-                split: ([found.paths[i] for i in idx], found.labels[idx])
-                for split, idx in _split_indices(found.labels, config).items()
+            every = scan_class_folders(root)
+            found = {
+                split: ([every.paths[i] for i in idx], every.labels[idx])
+                for split, idx in _split_indices(every.labels, config).items()
             }
-            class_names = found.class_names
-        encoder = ImageEncoder(channels=config.channels, size=config.image_size)
+            class_names = every.class_names
+        splits = {
+            name: FolderSplit(paths, labels, [posixpath.relpath(p.path, root.path) for p in paths])
+            for name, (paths, labels) in found.items()
+        }
         write = WriteConfig(rows_per_file=config.rows_per_file)
-        counts = {}
-        for split, (paths, labels) in splits.items():
-            with SplitWriter(out / split, "image", with_path=True, config=write) as writer:
-                bar = _bar(len(paths), split, config)
-                for start in range(0, len(paths), _CHUNK):
-                    chunk = paths[start : start + _CHUNK]
-                    writer.add(
-                        [encoder(p) for p in chunk],
-                        labels[start : start + _CHUNK],
-                        [str(p.relative_to(root)) for p in chunk],
-                    )
-                    bar.update(len(chunk))
-                bar.close()
-            counts[split] = writer.rows
-        height, width = encoder.shape
+        if config.workers == 0:
+            counts, (height, width) = _convert_here(splits, out, config, write)
+        else:
+            counts, (height, width) = convert_folder_splits(
+                splits, out, config.channels, config.image_size, write, config.workers,
+                local_input=root.is_local, progress=config.progress,
+            )  # fmt: skip
         return DatasetInfo(
-            name=root.resolve().name, source=f"imagefolder:{root}", kind="image",
+            name=root.name, source=f"imagefolder:{root}", kind="image",
             counts=counts, height=height, width=width, channels=config.channels,
             num_classes=len(class_names), class_names=class_names,
         )  # fmt: skip
@@ -270,9 +274,32 @@ def _imagefolder(root: Path) -> Callable[[Path, PrepareConfig], DatasetInfo]:
     return convert
 
 
-def _converter(source: str) -> Callable[[Path, PrepareConfig], DatasetInfo]:
+def _convert_here(
+    splits: dict[str, FolderSplit], out: Location, config: PrepareConfig, write: WriteConfig
+) -> tuple[dict[str, int], tuple[int, int]]:
+    """The image folder converted in this process (``workers=0``), into a local ``out``."""
+    encoder = ImageEncoder(channels=config.channels, size=config.image_size)
+    counts = {}
+    for name, split in splits.items():
+        with (
+            SplitWriter(out.local_path / name, "image", with_path=True, config=write) as writer,
+            _bar(len(split.files), name, config) as bar,
+        ):
+            for start in range(0, len(split.files), _CHUNK):
+                stop = start + _CHUNK
+                writer.add(
+                    [encoder(p) for p in split.files[start:stop]],
+                    split.labels[start:stop],
+                    split.relative[start:stop],
+                )
+                bar.update(len(split.files[start:stop]))
+        counts[name] = writer.rows
+    return counts, encoder.shape
+
+
+def _converter(source: str) -> Callable[[Location, PrepareConfig], DatasetInfo]:
     if source.startswith("imagefolder:"):
-        root = Path(source.split(":", 1)[1])
+        root = resolve(source.split(":", 1)[1])
         if not root.is_dir():
             raise DatasetError(f"{root}: image folder not found")
         return _imagefolder(root)
@@ -304,10 +331,10 @@ def _options(source: str, config: PrepareConfig) -> dict:
     return {k: str(values[k]) if isinstance(values[k], Path) else values[k] for k in names}
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
+def _check_out(out: Location, overwrite: bool) -> None:
+    if out.is_file():
         raise DatasetError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and out.children():
         if not overwrite:
             raise DatasetError(f"{out}: not empty; pass --overwrite to replace it")
         if not (out / INFO_FILE).is_file():
@@ -317,60 +344,110 @@ def _check_out(out: Path, overwrite: bool) -> None:
             )
 
 
-def prepare(source: str, out: str | Path, config: PrepareConfig = PrepareConfig()) -> DatasetInfo:
+def _remove_dataset(out: Location) -> None:
+    """Deletes a prepared dataset: ``dataset.json`` first, so that no reader takes what is
+    left for a complete dataset."""
+    (out / INFO_FILE).delete()
+    out.delete()
+
+
+def prepare(
+    source: str, out: str | Path | Location, config: PrepareConfig = PrepareConfig()
+) -> DatasetInfo:
     """Writes ``source`` as Parquet shards plus ``dataset.json`` under ``out``.
 
     Args:
-        source: ``digits``, ``fashion-mnist``, ``mnist``, ``blobs`` or ``imagefolder:PATH``.
-        out: output folder; must be empty or missing unless ``config.overwrite``.
-        config: split, shard and source settings.
+        source: ``digits``, ``fashion-mnist``, ``mnist``, ``blobs`` or ``imagefolder:PATH``
+            (``PATH`` local or a URI such as ``s3://bucket/raw/in100``).
+        out: output folder, local or a URI (``s3://bucket/data/x``); must be empty or missing
+            unless ``config.overwrite``.
+        config: split, shard, source and parallelism settings.
 
     Returns:
         The ``DatasetInfo`` written to ``out/dataset.json``.
 
     Raises:
         DatasetError: unknown source, missing or malformed input, non-empty ``out``.
+
+    Readers never see a half-written dataset: a local one is built in a sibling folder
+    renamed into place; on an object store (no rename there) ``dataset.json``, which readers
+    require, is written last and deleted first when a dataset is replaced. Image folders are
+    converted by Ray tasks (``imagefolder_ray.py``) that write shards to an object store
+    directly; the other sources are converted here and uploaded.
     """
-    out = Path(out)
+    target = resolve(out)
     convert = _converter(source)
-    _check_out(out, config.overwrite)
+    _check_out(target, config.overwrite)
     started = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        info = convert(staging, config)
-        info = replace(info, options=_options(source, config))
-        write_dataset_info(staging, info)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    logger.info(
-        "prepared %s in %s: %s (%.1f s)", source, out, info.counts, time.perf_counter() - started
-    )
+    if not target.is_local and source.startswith("imagefolder:") and config.workers != 0:
+        info = _prepare_in_place(source, target, convert, config)
+    else:
+        info = _prepare_staged(source, target, convert, config)
+    seconds = time.perf_counter() - started
+    logger.info("prepared %s in %s: %s (%.1f s)", source, target, info.counts, seconds)
     return info
 
 
-def resolve_dataset(dataset: str, data_dir: str | Path, seed: int = 0) -> Path:
-    """The prepared dataset folder for ``--dataset``, preparing it on first use.
+def _prepare_staged(source: str, target: Location, convert, config: PrepareConfig) -> DatasetInfo:
+    """Converts into a local staging folder, then renames it into place (local ``target``) or
+    uploads it with ``dataset.json`` last (remote)."""
+    if target.is_local:
+        target.parent.mkdir()
+        staging = Path(target.parent.path) / f".{target.name}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    else:
+        staging = Path(tempfile.mkdtemp(prefix="pauc-prepare-"))
+    try:
+        info = replace(convert(resolve(staging), config), options=_options(source, config))
+        write_dataset_info(staging, info)
+        if target.is_local:
+            if target.exists():
+                shutil.rmtree(target.path)
+            staging.rename(target.path)
+        else:
+            if target.exists():
+                _remove_dataset(target)
+            shards = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*.parquet"))
+            target.upload(staging, [*shards, INFO_FILE])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return info
+
+
+def _prepare_in_place(source: str, target: Location, convert, config: PrepareConfig) -> DatasetInfo:
+    """Ray tasks write the shards straight into ``target`` on its object store;
+    ``dataset.json`` follows once every shard is there. A failed conversion leaves nothing."""
+    if target.exists():
+        _remove_dataset(target)
+    try:
+        info = replace(convert(target, config), options=_options(source, config))
+        write_dataset_info(target, info)
+    except BaseException:
+        target.delete()
+        raise
+    return info
+
+
+def resolve_dataset(dataset: str, data_dir: str | Path, seed: int = 0) -> str:
+    """The prepared dataset folder for ``--dataset`` (an absolute path or a URI), preparing
+    it on first use.
 
     ``dataset`` is a built-in source (prepared into ``data_dir/NAME``), ``imagefolder:PATH``
     (prepared into ``data_dir/<folder name>``) or ``parquet:PATH`` (a folder written by
-    ``python -m pauc_ray.data prepare``, used as it is). ``seed`` shapes the split of a
-    dataset prepared here.
+    ``python -m pauc_ray.data prepare``, used as it is). ``data_dir`` and ``PATH`` may be URIs
+    (``s3://bucket/data``): Ray Data and the workers then read the shards from the store.
+    ``seed`` shapes the split of a dataset prepared here.
     """
     if dataset.startswith("parquet:"):
-        directory = Path(dataset.partition(":")[2]).expanduser()
+        directory = resolve(dataset.partition(":")[2])
         if not (directory / INFO_FILE).is_file():
             raise DatasetError(f"--dataset {dataset}: {directory} holds no {INFO_FILE}")
-        return directory
+        return str(directory)
     if dataset.startswith("imagefolder:"):
-        directory = Path(data_dir) / Path(dataset.partition(":")[2]).name
+        directory = resolve(data_dir) / resolve(dataset.partition(":")[2]).name
     elif dataset in BUILTIN_SOURCES:
-        directory = Path(data_dir) / dataset
+        directory = resolve(data_dir) / dataset
     else:
         raise DatasetError(
             f"--dataset {dataset!r}: expected one of {BUILTIN_SOURCES}, imagefolder:PATH or "
@@ -379,4 +456,4 @@ def resolve_dataset(dataset: str, data_dir: str | Path, seed: int = 0) -> Path:
     if not (directory / INFO_FILE).is_file():
         logger.info("preparing %s into %s", dataset, directory)
         prepare(dataset, directory, PrepareConfig(seed=seed, progress=False))
-    return directory
+    return str(directory)

@@ -33,6 +33,7 @@ from pauc_ray.data.parquet_io import (
     sample_column,
     split_files,
 )
+from pauc_ray.storage import Location, resolve
 
 __all__ = ["SplitReport", "ValidationReport", "validate_dataset"]
 
@@ -67,7 +68,7 @@ def _first_true(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
 
-def _check_integer_column(path: Path, table: pa.Table, name: str) -> np.ndarray:
+def _check_integer_column(path: Location, table: pa.Table, name: str) -> np.ndarray:
     column = table.column(name)
     if not pa.types.is_integer(column.type):
         raise DatasetError(f"{path}: column '{name}' has type {column.type}, expected int64")
@@ -77,7 +78,7 @@ def _check_integer_column(path: Path, table: pa.Table, name: str) -> np.ndarray:
     return column.to_numpy().astype(np.int64, copy=False)
 
 
-def _check_images(path: Path, column: pa.ChunkedArray, info: DatasetInfo, decode: bool) -> None:
+def _check_images(path: Location, column: pa.ChunkedArray, info: DatasetInfo, decode: bool) -> None:
     if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
         raise DatasetError(f"{path}: column 'image' has type {column.type}, expected binary")
     expected = (info.height, info.width, info.channels)
@@ -98,7 +99,7 @@ def _check_images(path: Path, column: pa.ChunkedArray, info: DatasetInfo, decode
             )
 
 
-def _check_vectors(path: Path, column: pa.ChunkedArray, info: DatasetInfo) -> None:
+def _check_vectors(path: Location, column: pa.ChunkedArray, info: DatasetInfo) -> None:
     kind = column.type
     if not (pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind)) or not (
         pa.types.is_floating(kind.value_type)
@@ -130,7 +131,7 @@ def _check_vectors(path: Path, column: pa.ChunkedArray, info: DatasetInfo) -> No
         raise DatasetError(f"{path} row {row}: vector contains {what}")
 
 
-def _check_ids(split_dir: Path, ids: np.ndarray, where: list[tuple[Path, int]]) -> None:
+def _check_ids(split_dir: Location, ids: np.ndarray, where: list[tuple[Location, int]]) -> None:
     """``ids`` (N,) of all rows in file order; ``where[i]`` = (file, first global row)."""
     starts = np.array([start for _, start in where])
 
@@ -161,17 +162,19 @@ def _check_ids(split_dir: Path, ids: np.ndarray, where: list[tuple[Path, int]]) 
         )
 
 
-def _validate_split(directory: Path, split: str, info: DatasetInfo, decode: bool) -> SplitReport:
+def _validate_split(
+    directory: Location, split: str, info: DatasetInfo, decode: bool
+) -> SplitReport:
     start_time = time.perf_counter()
     split_dir = directory / split
     files = split_files(directory, split)
     sample = sample_column(info)
     all_ids: list[np.ndarray] = []
-    where: list[tuple[Path, int]] = []
+    where: list[tuple[Location, int]] = []
     rows = 0
     for path in files:
         try:
-            names = pq.read_schema(path).names
+            names = pq.read_schema(path.path, filesystem=path.fs).names
         except (OSError, pa.ArrowException) as err:
             raise DatasetError(f"{path}: not a readable Parquet file ({err})") from err
         for column in ("id", sample):
@@ -181,7 +184,7 @@ def _validate_split(directory: Path, split: str, info: DatasetInfo, decode: bool
                     f"{_ARTICLE[info.kind]} dataset needs 'id' and '{sample}')"
                 )
         columns = ["id", sample] + (["label"] if "label" in names else [])
-        table = pq.read_table(path, columns=columns)
+        table = pq.read_table(path.path, columns=columns, filesystem=path.fs)
         ids = _check_integer_column(path, table, "id")
         if "label" in names:
             labels = _check_integer_column(path, table, "label")
@@ -213,12 +216,12 @@ def _validate_split(directory: Path, split: str, info: DatasetInfo, decode: bool
 
 
 def validate_dataset(
-    directory: str | Path, split: str | None = None, decode: bool = False
+    directory: str | Path | Location, split: str | None = None, decode: bool = False
 ) -> ValidationReport:
     """Checks ``directory`` (one split, or every split ``dataset.json`` lists).
 
     Args:
-        directory: a prepared dataset folder.
+        directory: a prepared dataset folder (local path or URI).
         split: e.g. ``"train"``; ``None`` checks all splits in ``dataset.json``'s counts.
         decode: decode every image's pixels, not only its header.
 
@@ -228,7 +231,7 @@ def validate_dataset(
     Raises:
         DatasetError: naming the file (and row) of the first problem found.
     """
-    directory = Path(directory)
+    directory = resolve(directory)
     info = read_dataset_info(directory)
     splits = [split] if split is not None else sorted(info.counts)
     if not splits:

@@ -111,7 +111,7 @@ def _subsample(arrays: SplitArrays, max_samples: int | None, seed: int) -> Split
     return arrays.take(keep)
 
 
-def _check_compatible(model: ExportedModel, info, augment: AugmentConfig, where: Path) -> None:
+def _check_compatible(model: ExportedModel, info, augment: AugmentConfig, where: str) -> None:
     spec = model.spec
     if info.kind != spec.input_kind:
         raise DatasetError(
@@ -127,7 +127,7 @@ def _check_compatible(model: ExportedModel, info, augment: AugmentConfig, where:
         raise DatasetError(f"{where}: inputs become {got} but the model expects {expected}")
 
 
-def _labelled_splits(dataset_dir: Path, config: EvalConfig) -> tuple[SplitArrays, SplitArrays]:
+def _labelled_splits(dataset_dir: str, config: EvalConfig) -> tuple[SplitArrays, SplitArrays]:
     info = read_dataset_info(dataset_dir)
     if info.counts.get("test", 0) == 0:
         raise DatasetError(
@@ -187,7 +187,7 @@ def evaluate_model(
     """
     started = time.perf_counter()
     seconds: dict[str, float] = {}
-    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    dataset_dir, out_dir = str(dataset_dir), Path(out_dir)
     device = resolve_device(config.device)
     augment = model.preprocessing
     info = read_dataset_info(dataset_dir)

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -122,7 +121,7 @@ def default_run_name(config: TrainConfig) -> str:
 IN_MEMORY_LIMIT_BYTES = 2 << 30
 
 
-def _train_data(dataset_dir: Path, info, num_train: int) -> tuple[list | None, dict]:
+def _train_data(dataset_dir: str, info, num_train: int) -> tuple[list | None, dict]:
     """How workers get the train split: ``(train_rows, datasets)``.
 
     A split under 2 GiB decoded is read and decoded once by Ray Data and left in the object
@@ -264,7 +263,7 @@ def run_training(
         train_loop_config={
             "config": config.to_dict(),
             "run_dir": str(files.root),
-            "dataset_dir": str(dataset_dir.resolve()),
+            "dataset_dir": dataset_dir,
             "dataset_info": json.loads(info.to_json()),
             "num_train": num_train,
             "queue_size": queue_size,

@@ -22,7 +22,7 @@ from pauc_ray.data.sources import (
 )
 from pauc_ray.data.validation import validate_dataset
 
-QUIET = PrepareConfig(progress=False)
+QUIET = PrepareConfig(progress=False, workers=0)  # image folders in this process
 
 
 def test_digits_round_trip(digits_dir):
@@ -174,7 +174,7 @@ def test_imagefolder_train_val_and_resize(tmp_path):
     with pytest.raises(DatasetError, match=r"img0\.png: image is 16x16.*--image-size"):
         prepare(f"imagefolder:{root}", out, QUIET)
     assert not out.exists()  # nothing half-written
-    config = PrepareConfig(image_size=8, channels=1, progress=False)
+    config = PrepareConfig(image_size=8, channels=1, progress=False, workers=0)
     info = prepare(f"imagefolder:{root}", out, config)
     assert info.counts == {"train": 5, "test": 2} and info.class_names == ["a", "b"]
     assert (info.height, info.width, info.channels) == (8, 8, 1)

@@ -140,7 +140,7 @@ def test_images_from_digits(tmp_path, capsys):
 def _unlabelled_copy(blobs_dir, target):
     shutil.copytree(blobs_dir, target)
     for file in split_files(target, "train"):
-        pq.write_table(pq.read_table(file).drop(["label"]), file)
+        pq.write_table(pq.read_table(file.path).drop(["label"]), file.path)
     return target
 
 

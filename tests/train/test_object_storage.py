@@ -1,6 +1,7 @@
 """A run on object storage, end to end, against the loopback S3 server (tests/conftest.py):
-every file of the run lands in the bucket, and ``--resume``, ``pauc_ray.evaluate`` and the
-service read it back from there."""
+its data is read from the bucket (Ray Data, the workers' feature pass, the evaluation), every
+file of the run lands in the bucket, and ``--resume``, ``pauc_ray.evaluate`` and the service
+read it back from there."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def test_a_run_on_s3_writes_every_file_there_and_is_read_back(
 ):
     storage = f"{s3_bucket}/runs"
     run_uri = f"{storage}/s3run"
-    first = run_training(blob_config(blobs_dir, storage, name="s3run", epochs=2, workers="2"))
+    data = resolve(f"{s3_bucket}/data/blobs").upload(blobs_dir)  # a prepared dataset on S3
+    first = run_training(blob_config(data, storage, name="s3run", epochs=2, workers="2"))
     assert first["error"] is None and first["epochs_completed"] == 2
     assert first["run_dir"] == run_uri and first["export"] == f"{run_uri}/export"
     run = resolve(run_uri)
@@ -56,7 +58,7 @@ def test_a_run_on_s3_writes_every_file_there_and_is_read_back(
 
     # --resume from the bucket: epochs 3-4 on top of the stored checkpoint and history
     resumed = run_training(
-        blob_config(blobs_dir, storage, name="s3run", epochs=4, workers="2"), resume=run_uri
+        blob_config(data, storage, name="s3run", epochs=4, workers="2"), resume=run_uri
     )
     assert resumed["error"] is None and resumed["epochs_completed"] == 4
     history = json.loads((run / "history.json").read_text())
@@ -73,6 +75,7 @@ def test_a_run_on_s3_writes_every_file_there_and_is_read_back(
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "eval.json").read_text())
     assert result["model"] == f"{run_uri}/export" and result["summary"]["knn20_top1"] > 50
+    assert result["dataset_dir"] == str(data)  # evaluated on the bucket's copy
 
     # the service mirrors the served files and answers from them
     monkeypatch.setenv("PAUC_MODELS_CACHE", str(tmp_path / "cache"))
