@@ -3,14 +3,14 @@ one leaves.
 
     python benchmarks/bench_elastic.py [--out DIR] [--epochs 24] [--interval 2]
 
-Starts its own Ray cluster (``ray.cluster_utils.Cluster``, the tool Ray's own tests use for
-nodes that come and go): a head node with room for one train worker (1.5 CPUs per worker, nodes of 2). A PAUC
-run on blobs starts with one worker; once its first checkpoint is stored a second node with its
-own CPU joins (a separate raylet on this machine, as ``ray start --address ...`` would add);
-Ray Train's resize monitor (``--elastic-resize-interval-s``) restarts the group with two
-workers from the latest checkpoint. After two epochs with two workers the node is removed: its
-worker dies, and the group restarts with the one worker that still fits. The run must finish
-every epoch.
+Starts its own Ray cluster: a head node (``ray.cluster_utils.Cluster``) with room for one
+train worker (1.5 CPUs per worker, nodes of 2). A PAUC run on blobs starts with one worker;
+once its first checkpoint is stored a second node with its own CPUs joins with
+``ray start --address HEAD --num-cpus 2`` (on this machine, as an operator adds one); Ray
+Train's resize monitor (``--elastic-resize-interval-s``) restarts the group with two workers
+from the latest checkpoint. After two epochs with two workers the node leaves (SIGTERM: it
+drains and goes; ``--kill-node``: SIGKILL to all its processes): its worker dies, and the
+group restarts with the one worker that still fits. The run must finish every epoch.
 
 Prints and writes ``DIR/elastic.json``: the world size of every epoch, each restart (from which
 epoch, how many finished epochs were trained again), the time from the node's join to the
@@ -26,6 +26,9 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +55,7 @@ class NodeChanger:
         self.timeout_s = timeout_s
         self.events: dict[str, float] = {}
         self.error: str | None = None
+        self.node: subprocess.Popen | None = None
 
     def history(self) -> list[dict[str, Any]]:
         try:
@@ -62,7 +66,7 @@ class NodeChanger:
     def drive(self, trainer, seen: dict[tuple, float]) -> None:
         from pauc_ray.checkpoint import find_latest_checkpoint
 
-        node, deadline = None, time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + self.timeout_s
         while trainer.poll() is None:
             history = self.history()
             for entry in history:  # a repeated epoch is a new entry (other size or time)
@@ -72,17 +76,48 @@ class NodeChanger:
                 return
             if "joined" not in self.events:
                 if find_latest_checkpoint(self.run_dir) is not None:
-                    node = self.cluster.add_node(num_cpus=2)  # room for one 1.5-CPU worker
+                    self.node = self.join()  # room for one 1.5-CPU worker
                     self.events["joined"] = time.time()
                     logger.info("second node joined")
             elif "removed" not in self.events:
                 if sum(m.get("world_size") == 2 for m in history) >= self.grown_epochs:
                     self.events["removed"] = time.time()  # its processes start going now
-                    self.cluster.remove_node(node, allow_graceful=self.graceful)
+                    self.leave(self.node)
                     logger.info("second node removed")
             time.sleep(0.1)
         if "removed" not in self.events:
             self.error = "the run ended before it grew and shrank"
+
+    def stop_node(self) -> None:
+        """Takes the second node down if it is still up (the end of the scenario)."""
+        if self.node is not None and self.node.poll() is None:
+            self.leave(self.node)
+
+    def join(self) -> subprocess.Popen:
+        """``ray start --address HEAD --num-cpus 2 --block``: a second node with its own CPUs,
+        as an operator adds a machine; its processes live as long as this one."""
+        ray_cli = str(Path(sys.executable).with_name("ray"))
+        command = [ray_cli, "start", f"--address={self.cluster.address}", "--num-cpus=2", "--block"]
+        return subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the kill below takes all of it
+        )
+
+    def leave(self, node: subprocess.Popen) -> None:
+        """Graceful: SIGTERM, on which the node drains and leaves (as when a machine is shut
+        down or preempted with notice); else SIGKILL to the node's every process (a machine
+        lost), which the cluster notices only when its heartbeats stop."""
+        if self.graceful:
+            node.terminate()
+            try:
+                node.wait(timeout=60)
+                return
+            except subprocess.TimeoutExpired:
+                logger.warning("the node did not leave within 60 s of SIGTERM; killing it")
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait(timeout=30)
 
 
 def _free_port() -> int:
@@ -120,13 +155,10 @@ def run_scenario(
     """The scenario of the module docstring; returns (and writes) ``elastic.json``'s content.
 
     The run is a ``python -m pauc_ray.train`` process attached to the cluster through
-    ``RAY_ADDRESS`` (as ``ray job submit`` runs it); this process owns the nodes (Ray starts a
-    node's processes from the main thread only). ``graceful``: the node leaves as ``ray stop``
-    takes one down (its raylet says goodbye); otherwise its processes are killed, as when a
-    machine is lost, and the cluster notices only when its heartbeats stop."""
-    import os
-    import subprocess
-
+    ``RAY_ADDRESS`` (as ``ray job submit`` runs it). The second node is a ``ray start
+    --address`` process (``NodeChanger.join``). ``graceful``: it leaves on SIGTERM, draining
+    first; otherwise its processes are killed, as when a machine is lost, and the cluster
+    notices only when its heartbeats stop."""
     from ray.cluster_utils import Cluster
 
     from pauc_ray.data import PrepareConfig, prepare
@@ -190,6 +222,7 @@ def run_scenario(
         if trainer.poll() is None:
             trainer.kill()
         log.close()
+        changer.stop_node()
         cluster.shutdown()
     summary = json.loads((run_dir / "summary.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
