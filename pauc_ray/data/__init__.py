@@ -1,7 +1,9 @@
 """Datasets: Parquet shards (``id``, ``image`` | ``x``, ``label``) plus ``dataset.json``.
 
 - ``prepare(source, out)`` / ``python -m pauc_ray.data prepare``: digits, fashion-mnist,
-  blobs, imagefolder:PATH to Parquet (``sources.py``).
+  blobs, imagefolder:PATH to Parquet (``sources.py``); image folders by Ray tasks over chunks
+  of files (``imagefolder_ray.py``). ``out``, ``PATH`` and every reader's ``dir`` may be
+  URIs (``s3://...``, through ``pauc_ray.storage``).
 - ``validate_dataset(dir, split)`` / ``python -m pauc_ray.data validate``: stops with a
   ``DatasetError`` naming the file and row of a problem (``validation.py``).
 - ``read_split(dir, split)``: a decoded Ray Dataset for Ray Train (``ray_dataset.py``; imported
