@@ -47,15 +47,26 @@ class NodeChanger:
     after the first checkpoint, removes it after ``grown_epochs`` epochs trained by two
     workers, and notes when each epoch's entry first appeared."""
 
-    def __init__(self, cluster, run_dir: Path, grown_epochs: int, timeout_s: float, graceful: bool):
+    def __init__(
+        self,
+        cluster,
+        run_dir: Path,
+        grown_epochs: int,
+        timeout_s: float,
+        graceful: bool,
+        drain_timeout_s: float | None = None,
+        join_with: str = "ray-start",
+    ):
         self.graceful = graceful
+        self.join_with = join_with
+        self.drain_timeout_s = drain_timeout_s
         self.cluster = cluster
         self.run_dir = run_dir
         self.grown_epochs = grown_epochs
         self.timeout_s = timeout_s
         self.events: dict[str, float] = {}
         self.error: str | None = None
-        self.node: subprocess.Popen | None = None
+        self.node = None  # the ray start process, or Cluster's node
 
     def history(self) -> list[dict[str, Any]]:
         try:
@@ -90,25 +101,38 @@ class NodeChanger:
 
     def stop_node(self) -> None:
         """Takes the second node down if it is still up (the end of the scenario)."""
-        if self.node is not None and self.node.poll() is None:
+        if self.node is None or "removed" in self.events:
+            return
+        if self.join_with == "cluster" or self.node.poll() is None:
             self.leave(self.node)
 
-    def join(self) -> subprocess.Popen:
+    def join(self):
         """``ray start --address HEAD --num-cpus 2 --block``: a second node with its own CPUs,
-        as an operator adds a machine; its processes live as long as this one."""
+        as an operator adds a machine; its processes live as long as this one. With
+        ``join_with="cluster"``: Ray's ``Cluster.add_node`` (the same raylet, started by this
+        process; what the test uses, see ``--join``)."""
+        if self.join_with == "cluster":
+            return self.cluster.add_node(num_cpus=2)
         ray_cli = str(Path(sys.executable).with_name("ray"))
         command = [ray_cli, "start", f"--address={self.cluster.address}", "--num-cpus=2", "--block"]
+        env = dict(os.environ)
+        if self.drain_timeout_s is not None:  # how long SIGTERM lets the node drain (Ray: 30 s)
+            env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = str(self.drain_timeout_s)
         return subprocess.Popen(
             command,
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: the kill below takes all of it
         )
 
-    def leave(self, node: subprocess.Popen) -> None:
+    def leave(self, node) -> None:
         """Graceful: SIGTERM, on which the node drains and leaves (as when a machine is shut
         down or preempted with notice); else SIGKILL to the node's every process (a machine
         lost), which the cluster notices only when its heartbeats stop."""
+        if self.join_with == "cluster":
+            self.cluster.remove_node(node, allow_graceful=self.graceful)
+            return
         if self.graceful:
             node.terminate()
             try:
@@ -151,6 +175,8 @@ def run_scenario(
     interval_s: float = 2.0,
     graceful: bool = True,
     group_start_timeout_s: float | None = None,
+    drain_timeout_s: float | None = None,
+    join_with: str = "ray-start",
 ) -> dict[str, Any]:
     """The scenario of the module docstring; returns (and writes) ``elastic.json``'s content.
 
@@ -204,7 +230,15 @@ def run_scenario(
         initialize_head=True,
         head_node_args={"num_cpus": 2, "dashboard_port": _free_port(), "include_dashboard": True},
     )
-    changer = NodeChanger(cluster, run_dir, grown_epochs=2, timeout_s=600, graceful=graceful)
+    changer = NodeChanger(
+        cluster,
+        run_dir,
+        grown_epochs=2,
+        timeout_s=600,
+        graceful=graceful,
+        drain_timeout_s=drain_timeout_s,
+        join_with=join_with,
+    )
     seen: dict[tuple, float] = {}
     started = time.time()
     log = (out / f"{config.name}.log").open("w")
@@ -251,6 +285,8 @@ def run_scenario(
         "checkpoint_every": config.checkpoint_every,
         "resize_interval_s": interval_s,
         "group_start_timeout_s": group_start_timeout_s or 60.0,
+        "drain_timeout_s": drain_timeout_s if drain_timeout_s is not None else 30.0,
+        "joined_with": join_with,
         "node_left": "gracefully" if graceful else "killed",
         "wall_s": round(time.time() - started, 1),
         "run_dir": str(run_dir),
@@ -273,6 +309,21 @@ def main(argv: list[str] | None = None) -> int:
         "keeps trying the old group size after a node left",
     )
     parser.add_argument(
+        "--join",
+        choices=("ray-start", "cluster"),
+        default="ray-start",
+        help="how the second node joins: a `ray start --address` process, or Ray's "
+        "Cluster.add_node (same raylet; starts reliably on a CPU-starved machine, where a "
+        "`ray start` node's raylet was once seen dying waiting for its dashboard agent)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        help="RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S of the second node (Ray's default 30 s): "
+        "how long it keeps its workers after SIGTERM",
+    )
+    parser.add_argument(
         "--kill-node", action="store_true", help="kill the second node's processes instead"
     )
     args = parser.parse_args(argv)
@@ -285,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         interval_s=args.interval,
         graceful=not args.kill_node,
         group_start_timeout_s=args.group_start_timeout,
+        drain_timeout_s=args.drain_timeout,
+        join_with=args.join,
     )
     print(json.dumps(result, indent=2))
     return 0 if result["error"] is None else 1

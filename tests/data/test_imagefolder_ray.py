@@ -131,7 +131,7 @@ def test_built_in_sources_prepare_into_s3_on_first_use(s3_bucket, tmp_path):
     _assert_same_dataset(reference, found)
     validate_dataset(found)
     assert resolve_dataset(f"parquet:{found}", "unused") == found
-    with pytest.raises(DatasetError, match="holds no dataset.json"):
+    with pytest.raises(DatasetError, match=r"holds no dataset\.json"):
         resolve_dataset(f"parquet:{s3_bucket}/nothing", "unused")
 
 
