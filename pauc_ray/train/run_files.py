@@ -37,6 +37,11 @@ def read_json(where: str | Path | Location, default: Any = None) -> Any:
     return json.loads(location.read_text()) if location.is_file() else default
 
 
+def _entry(name: str) -> property:
+    """A ``RunFiles`` attribute: the run folder's file or folder ``name``."""
+    return property(lambda self: self.root / name, doc=f"``RUN/{name}``")
+
+
 @dataclass(frozen=True)
 class RunFiles:
     """Args: run_dir: the run folder, a local path or a URI."""
@@ -47,37 +52,14 @@ class RunFiles:
     def root(self) -> Location:
         return resolve(self.run_dir)
 
-    @property
-    def config(self) -> Location:
-        return self.root / "config.json"
-
-    @property
-    def clustering_cache(self) -> Location:
-        return self.root / "clustering"
-
-    @property
-    def export_dir(self) -> Location:
-        return self.root / "export"
-
-    @property
-    def nemd_report(self) -> Location:
-        return self.root / "nemd_report.json"
-
-    @property
-    def history(self) -> Location:
-        return self.root / "history.json"
-
-    @property
-    def summary(self) -> Location:
-        return self.root / "summary.json"
-
-    @property
-    def curves(self) -> Location:
-        return self.root / "curves.png"
-
-    @property
-    def tensorboard(self) -> Location:
-        return self.root / "tensorboard"
+    config = _entry("config.json")
+    clustering_cache = _entry("clustering")
+    export_dir = _entry("export")
+    nemd_report = _entry("nemd_report.json")
+    history = _entry("history.json")
+    summary = _entry("summary.json")
+    curves = _entry("curves.png")
+    tensorboard = _entry("tensorboard")
 
     def export(
         self,
