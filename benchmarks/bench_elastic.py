@@ -67,6 +67,7 @@ class NodeChanger:
         self.events: dict[str, float] = {}
         self.error: str | None = None
         self.node = None  # the ray start process, or Cluster's node
+        self.node_log = None  # the ray start process's output (out/node.log)
 
     def history(self) -> list[dict[str, Any]]:
         try:
@@ -115,14 +116,27 @@ class NodeChanger:
             return self.cluster.add_node(num_cpus=2)
         ray_cli = str(Path(sys.executable).with_name("ray"))
         command = [ray_cli, "start", f"--address={self.cluster.address}", "--num-cpus=2", "--block"]
+        # Fixed agent ports, as a cluster's node config sets them: with port 0 the node's raylet
+        # waits 30 s for its dashboard agent to write the port it bound and exits when it does
+        # not; on this 2-core machine, training on both cores, the agent's start-up once took
+        # longer than that (benchmarks/RESULTS.md). With the ports given the raylet connects
+        # when the agent is up.
+        command += [
+            f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--dashboard-agent-listen-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}",
+        ]
         env = dict(os.environ)
+        env.setdefault("RAY_agent_register_timeout_ms", "120000")
         if self.drain_timeout_s is not None:  # how long SIGTERM lets the node drain (Ray: 30 s)
             env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = str(self.drain_timeout_s)
+        self.node_log = (self.run_dir.parent.parent / "node.log").open("w")
         return subprocess.Popen(
             command,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.node_log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the kill below takes all of it
         )
 
@@ -172,6 +186,7 @@ def first_step_after(history: list[dict], seen: dict[tuple, float], since: float
 def run_scenario(
     out: Path,
     epochs: int = 24,
+    samples_per_class: int = 1500,
     interval_s: float = 2.0,
     graceful: bool = True,
     group_start_timeout_s: float | None = None,
@@ -192,9 +207,13 @@ def run_scenario(
     from pauc_ray.train.local_cluster import GCS_PORT_ENV
 
     out.mkdir(parents=True, exist_ok=True)
-    data = out / "blobs"
+    data = out / f"blobs-{samples_per_class}"
     if not (data / "dataset.json").exists():
-        prepare("blobs", data, PrepareConfig(classes=4, samples_per_class=1500, progress=False))
+        prepare(
+            "blobs",
+            data,
+            PrepareConfig(classes=4, samples_per_class=samples_per_class, progress=False),
+        )
     base = TrainConfig()
     config = dataclasses.replace(
         base,
@@ -257,6 +276,8 @@ def run_scenario(
             trainer.kill()
         log.close()
         changer.stop_node()
+        if changer.node_log is not None:
+            changer.node_log.close()
         cluster.shutdown()
     summary = json.loads((run_dir / "summary.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
@@ -291,6 +312,7 @@ def run_scenario(
         "wall_s": round(time.time() - started, 1),
         "run_dir": str(run_dir),
         "log": str(out / f"{config.name}.log"),
+        "node_log": str(out / "node.log") if changer.node_log is not None else None,
     }
     (out / "elastic.json").write_text(json.dumps(result, indent=2))
     return result
@@ -300,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument(
+        "--samples-per-class",
+        type=int,
+        default=1500,
+        help="blobs rows per class (4 classes; 80%% train): sets the epoch length, which must "
+        "leave the one-worker group training while the second node starts",
+    )
     parser.add_argument("--interval", type=float, default=2.0, help="resize monitor interval, s")
     parser.add_argument(
         "--group-start-timeout",
@@ -333,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_scenario(
         out,
         epochs=args.epochs,
+        samples_per_class=args.samples_per_class,
         interval_s=args.interval,
         graceful=not args.kill_node,
         group_start_timeout_s=args.group_start_timeout,
