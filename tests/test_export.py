@@ -57,3 +57,20 @@ def test_weights_of_another_spec_are_refused(tmp_path):
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ExportError, match="do not match"):
         load_exported_model(path)
+
+
+def test_an_image_encoder_loads_in_channels_last_on_the_cpu_with_the_same_embeddings(tmp_path):
+    spec = EncoderSpec("convnet", "image", (1, 12, 12), width=4, embedding_dim=8)
+    encoder = build_encoder(spec, seed=0).eval()
+    path = export_model(tmp_path / "export", encoder.state_dict(), spec, {"method": "pauc"})
+    model = load_exported_model(path)
+    conv = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(6, 1, 12, 12)  # NCHW inputs, as the service and evaluation give them
+    out = model.encoder(x)
+    torch.testing.assert_close(out, encoder(x), atol=1e-5, rtol=1e-4)
+    # the weights file holds the same values whatever the layout they ran in
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.encoder.state_dict().values(), encoder.state_dict().values())
+    )

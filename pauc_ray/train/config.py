@@ -77,7 +77,9 @@ class TrainConfig:
             ``fp16`` (autocast around the encoders; fp16 with a gradient scaler whose overflowing
             steps are skipped and counted in ``skipped_steps``).
         channels_last: keep the encoders' weights and image batches in channels_last (NHWC)
-            memory order (a speed setting for GPUs with tensor cores; off by default).
+            memory order; None (default): on when the workers train on CPUs (1.44x faster
+            ConvNet steps here, ``benchmarks/RESULTS.md``), off on GPUs until measured there.
+            Ignored for vector inputs.
         compile: ``torch.compile`` the two encoders (off by default; the first steps compile).
         queue_size: MoCo queue ``r``; clipped to half the training set (a longer queue would
             hold stale copies of the same samples).
@@ -126,7 +128,7 @@ class TrainConfig:
     bn_groups: int = 2
     batch_norm: str = "ghost"
     precision: str = "auto"
-    channels_last: bool = False
+    channels_last: bool | None = None
     compile: bool = False
     queue_size: int = 16384
     moco_momentum: float = 0.99

@@ -37,7 +37,11 @@ from pauc_ray.data.ray_dataset import input_column, rows_from_object_store
 from pauc_ray.data.sharding import shard_bounds
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
-from pauc_ray.model.acceleration import compile_encoders, to_channels_last
+from pauc_ray.model.acceleration import (
+    compile_encoders,
+    resolve_channels_last,
+    to_channels_last,
+)
 from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.prototypes import EpochPrototypes
@@ -109,6 +113,7 @@ class _Run:
     # before the restart that the checkpoint did not hold, trained again)
     restored: dict | None = None
     clustering: Any = None  # the last epoch's clustering result (saved with checkpoints)
+    channels_last: bool = False  # config.channels_last resolved for this device and input
 
 
 def _set_up(loop_config: dict[str, Any]) -> _Run:
@@ -176,7 +181,8 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
     if config.batch_norm == "sync" and world > 1:  # statistics over every worker's batch
         model.encoder_q = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_q)
         model.encoder_k = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_k)
-    if config.channels_last and spec.input_kind == "image":
+    channels_last = resolve_channels_last(config.channels_last, spec.input_kind, device)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     if config.compile:
         compile_encoders(model.encoder_q, model.encoder_k)
@@ -223,6 +229,7 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
         mlflow=_mlflow_session(config) if rank == 0 else None,
         precision=precision,
         scaler=scaler,
+        channels_last=channels_last,
         start_epoch=start_epoch,
         history=history,
         restored=restored,
@@ -327,7 +334,7 @@ def _train_epoch(
         x_q, x_k = augment(
             inputs.to(device), generator=None if device.type == "cuda" else run.generator
         )
-        if config.channels_last:
+        if run.channels_last:
             x_q, x_k = to_channels_last(x_q), to_channels_last(x_k)
         sets = prototypes.for_batch(batch["id"].to(device)) if prototypes else []
         out = train_step(

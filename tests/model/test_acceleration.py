@@ -9,7 +9,12 @@ import torch.nn.functional as F
 
 from pauc_ray.config import LossConfig
 from pauc_ray.losses import PrototypeSet
-from pauc_ray.model.acceleration import compile_encoders, to_channels_last
+from pauc_ray.model.acceleration import (
+    compile_encoders,
+    resolve_channels_last,
+    to_channels_last,
+    use_channels_last,
+)
 from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.encoders import MLPEncoder
 from pauc_ray.model.moco import MoCo
@@ -70,3 +75,28 @@ def test_compiled_encoders_train_like_eager_ones_and_keep_their_names():
     assert list(compiled.state_dict()) == names  # checkpoints and exports read the same
     for a, b in zip(compiled.encoder_q.parameters(), eager.encoder_q.parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("setting", "kind", "device", "want"),
+    [
+        (None, "image", "cpu", True),  # the default: on CPUs
+        (None, "image", "cuda", False),  # GPUs: off until measured there
+        (True, "image", "cuda", True),
+        (False, "image", "cpu", False),
+        (True, "vector", "cpu", False),  # vectors have no channels
+        (None, "vector", "cpu", False),
+    ],
+)
+def test_channels_last_resolves_per_device_and_input(setting, kind, device, want):
+    assert resolve_channels_last(setting, kind, torch.device(device)) is want
+
+
+def test_use_channels_last_converts_image_encoders_on_cpus_only():
+    spec = EncoderSpec("convnet", "image", (1, 8, 8), width=4, embedding_dim=8)
+    encoder = build_encoder(spec, seed=0)
+    assert use_channels_last(encoder, "image", "cpu")
+    conv = encoder.backbone[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    mlp = MLPEncoder(5, hidden=(16,), embedding_dim=8)
+    assert not use_channels_last(mlp, "vector", "cpu")
