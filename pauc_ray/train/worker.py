@@ -393,7 +393,8 @@ def _epoch_metrics(
     metrics: dict[str, Any] = {
         "epoch": epoch + 1,
         "lr": lr,
-        "warmup": warmup,
+        # a prototype method's InfoNCE-only epoch (MoCo's are all InfoNCE: no warm-up to show)
+        "warmup": warmup and run.config.method != "moco",
         "world_size": run.world,
         "global_batch": run.per_worker_batch * run.world,
         **{f"loss_{n}": v for n, v in zip(names, averaged)},
