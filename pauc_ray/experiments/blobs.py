@@ -264,20 +264,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples_per_class=args.samples_per_class,
     )
     out: Path = args.out
+    try:
+        done = _finished_runs(out, config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     (out / "embeddings").mkdir(parents=True, exist_ok=True)
+    _write_json(out / "config.json", _comparable(config))
     jobs = [(c, m, s) for s in range(config.seeds) for c in config.classes for m in config.methods]
+    if done:
+        print(f"{len(done)} of the {len(jobs)} runs are in {out} already; running the rest")
     rows, results = [], {}
     for classes, method, seed in tqdm(jobs, desc="blob runs", disable=args.quiet):
-        result = run_one(classes, method, seed, config, progress=not args.quiet)
+        result = done.get((classes, method, seed))
+        if result is None:
+            result = run_one(classes, method, seed, config, progress=not args.quiet)
+            np.savez(
+                _embedding_file(out, classes, method, seed),
+                embedding=result.embedding,
+                label=result.labels,
+                assignment=result.assignment,
+            )
         rows.append(result.row)
         results[(classes, method, seed)] = result
-        np.savez(
-            out / "embeddings" / f"{method}_{classes}_{seed}.npz",
-            embedding=result.embedding,
-            label=result.labels,
-            assignment=result.assignment,
-        )
-        (out / "results.json").write_text(json.dumps(rows, indent=2))
+        _write_json(out / "results.json", rows)  # after the embeddings: a row means done
     summary = summarize(rows)
     (out / "summary.json").write_text(
         json.dumps({"config": dataclasses.asdict(config), "summary": summary}, indent=2)
@@ -286,6 +296,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(summary))
     print(f"\nwrote {out / 'results.json'}, {out / 'figure.png'}")
     return 0
+
+
+def _embedding_file(out: Path, classes: int, method: str, seed: int) -> Path:
+    return out / "embeddings" / f"{method}_{classes}_{seed}.npz"
+
+
+def _write_json(path: Path, value) -> None:
+    """Whole or not at all: a run stopped mid-write leaves the previous file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(value, indent=2))
+    tmp.replace(path)
+
+
+def _comparable(config: BlobExperimentConfig) -> dict:
+    """The settings a finished run depends on (not which classes, methods or how many seeds
+    this invocation asks for: a later command may add some)."""
+    settings = dataclasses.asdict(config)
+    for key in ("classes", "methods", "seeds"):
+        settings.pop(key)
+    return json.loads(json.dumps(settings))  # tuples as lists, as they come back from JSON
+
+
+def _finished_runs(out: Path, config: BlobExperimentConfig) -> dict[tuple, RunResult]:
+    """The runs ``out`` holds from an earlier invocation with the same settings (their rows in
+    ``results.json`` and their embeddings), so a stopped experiment goes on where it stopped.
+    ValueError when ``out`` holds runs made with other settings."""
+    if not (out / "results.json").is_file():
+        return {}
+    config_file = out / "config.json"
+    earlier = json.loads(config_file.read_text()) if config_file.is_file() else None
+    if earlier != _comparable(config):
+        raise ValueError(
+            f"{out} holds blob runs made with other settings ({config_file.name} differs or is "
+            "missing); use another --out, or remove that folder to start again"
+        )
+    done = {}
+    for row in json.loads((out / "results.json").read_text()):
+        key = (int(row["classes"]), str(row["method"]), int(row["seed"]))
+        path = _embedding_file(out, *key)
+        if not path.is_file():
+            continue
+        with np.load(path) as saved:
+            done[key] = RunResult(
+                row=row,
+                embedding=saved["embedding"],
+                labels=saved["label"],
+                assignment=saved["assignment"],
+            )
+    return done
 
 
 def draw_figure(results: dict, config: BlobExperimentConfig, path: Path, seed: int = 0) -> Path:

@@ -56,3 +56,28 @@ def test_same_seed_same_result():
 
 def test_bad_arguments_exit_2(tmp_path):
     assert blobs.main(["--epochs", "0", "--out", str(tmp_path)]) == 2
+
+
+def test_a_stopped_experiment_goes_on_where_it_stopped(tmp_path, monkeypatch):
+    out = tmp_path / "blobs"
+    args = ["--classes", "3", "--methods", "moco", "--epochs", "2", "--samples-per-class", "40"]
+    args += ["--out", str(out), "--quiet"]
+    assert blobs.main([*args, "--seeds", "1"]) == 0
+    first = json.loads((out / "results.json").read_text())
+    trained = []
+    real_run_one = blobs.run_one
+
+    def counting_run_one(classes, method, seed, config, progress=True):
+        trained.append((classes, method, seed))
+        return real_run_one(classes, method, seed, config, progress=progress)
+
+    monkeypatch.setattr(blobs, "run_one", counting_run_one)
+    assert blobs.main([*args, "--seeds", "2"]) == 0  # one more seed: only it trains
+    assert trained == [(3, "moco", 1)]
+    rows = json.loads((out / "results.json").read_text())
+    assert rows[0] == first[0] and [r["seed"] for r in rows] == [0, 1]
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert summary[0]["seeds"] == 2
+    # other settings in the same folder: refused, nothing overwritten
+    assert blobs.main([*args, "--seeds", "2", "--epochs", "3"]) == 2
+    assert json.loads((out / "results.json").read_text()) == rows
