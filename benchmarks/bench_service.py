@@ -134,6 +134,9 @@ async def _client(port: int, request: bytes, stop: float, warm: float, out: list
         writer.close()
 
 
+READY_STREAK = 20  # consecutive 200s from /readyz before the load starts
+
+
 async def load(port: int, body: bytes, clients: int, seconds: float, warmup: float) -> dict:
     head = (
         f"POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -207,15 +210,20 @@ def serve_and_load(
     server = subprocess.Popen(command, env=env)
     try:
         deadline = time.monotonic() + 180
+        # Ready means every process: with several uvicorn workers each probe (a new connection)
+        # reaches one of them at random, so one 200 can come from the first process up while
+        # another still loads its models (its 503s were once counted as errors of the run).
+        streak = 0
         while True:
             try:
-                if asyncio.run(_http(port, "/readyz"))[0] == 200:
-                    break
+                streak = streak + 1 if asyncio.run(_http(port, "/readyz"))[0] == 200 else 0
             except OSError:
-                pass
+                streak = 0
+            if streak >= READY_STREAK:
+                break
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
-            time.sleep(0.2)
+            time.sleep(0.05 if streak else 0.2)
         result = asyncio.run(load(port, body, args.clients, args.seconds, args.warmup))
         # under Serve, one replica's metrics (the one that answers)
         metrics = asyncio.run(_http(port, "/metrics"))[1].decode()
