@@ -25,6 +25,7 @@ import torch
 
 from pauc_ray.data import load_split_arrays, resolve_dataset
 from pauc_ray.data.augment import TwoViewAugment
+from pauc_ray.model.acceleration import resolve_channels_last, to_channels_last
 from pauc_ray.model.backbones import build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.schedule import build_lr_scheduler
@@ -43,12 +44,17 @@ def in_process(config: TrainConfig, threads: int) -> dict:
     train = load_split_arrays(directory, "train")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
+    spec = encoder_spec_for(config, info)
     model = MoCo(
-        build_encoder(encoder_spec_for(config, info)),
+        build_encoder(spec),
         min(config.queue_size, len(train) // 2),
         config.moco_momentum,
         config.bn_groups,
     )
+    # the memory format the Ray workers use for this config (channels_last on CPUs by default)
+    channels_last = resolve_channels_last(config.channels_last, spec.input_kind, "cpu")
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
         model.encoder_q.parameters(),
         lr=config.lr,
@@ -67,6 +73,8 @@ def in_process(config: TrainConfig, threads: int) -> dict:
         t0 = time.perf_counter()
         for s in range(steps):
             x_q, x_k = augment(inputs[order[s * batch : (s + 1) * batch]], generator)
+            if channels_last:
+                x_q, x_k = to_channels_last(x_q), to_channels_last(x_k)
             train_step(
                 model,
                 x_q,
