@@ -67,7 +67,8 @@ class NodeChanger:
         self.events: dict[str, float] = {}
         self.error: str | None = None
         self.node = None  # the ray start process, or Cluster's node
-        self.node_log = None  # the ray start process's output (out/node.log)
+        self.node_log_path = run_dir.parent.parent / "node.log"  # the ray start process's output
+        self.node_log = None  # its open file while the node runs
 
     def history(self) -> list[dict[str, Any]]:
         try:
@@ -102,10 +103,11 @@ class NodeChanger:
 
     def stop_node(self) -> None:
         """Takes the second node down if it is still up (the end of the scenario)."""
-        if self.node is None or "removed" in self.events:
-            return
-        if self.join_with == "cluster" or self.node.poll() is None:
-            self.leave(self.node)
+        if self.node is not None and "removed" not in self.events:
+            if self.join_with == "cluster" or self.node.poll() is None:
+                self.leave(self.node)
+        if self.node_log is not None:
+            self.node_log.close()
 
     def join(self):
         """``ray start --address HEAD --num-cpus 2 --block``: a second node with its own CPUs,
@@ -131,7 +133,7 @@ class NodeChanger:
         env.setdefault("RAY_agent_register_timeout_ms", "120000")
         if self.drain_timeout_s is not None:  # how long SIGTERM lets the node drain (Ray: 30 s)
             env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = str(self.drain_timeout_s)
-        self.node_log = (self.run_dir.parent.parent / "node.log").open("w")
+        self.node_log = self.node_log_path.open("w")
         return subprocess.Popen(
             command,
             env=env,
@@ -276,8 +278,6 @@ def run_scenario(
             trainer.kill()
         log.close()
         changer.stop_node()
-        if changer.node_log is not None:
-            changer.node_log.close()
         cluster.shutdown()
     summary = json.loads((run_dir / "summary.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
@@ -312,7 +312,7 @@ def run_scenario(
         "wall_s": round(time.time() - started, 1),
         "run_dir": str(run_dir),
         "log": str(out / f"{config.name}.log"),
-        "node_log": str(out / "node.log") if changer.node_log is not None else None,
+        "node_log": str(changer.node_log_path) if changer.node_log is not None else None,
     }
     (out / "elastic.json").write_text(json.dumps(result, indent=2))
     return result

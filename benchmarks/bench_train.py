@@ -25,7 +25,7 @@ import torch
 
 from pauc_ray.data import load_split_arrays, resolve_dataset
 from pauc_ray.data.augment import TwoViewAugment
-from pauc_ray.model.acceleration import resolve_channels_last, to_channels_last
+from pauc_ray.model.acceleration import to_channels_last, use_channels_last
 from pauc_ray.model.backbones import build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.schedule import build_lr_scheduler
@@ -52,9 +52,7 @@ def in_process(config: TrainConfig, threads: int) -> dict:
         config.bn_groups,
     )
     # the memory format the Ray workers use for this config (channels_last on CPUs by default)
-    channels_last = resolve_channels_last(config.channels_last, spec.input_kind, "cpu")
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    channels_last = use_channels_last(model, spec.input_kind, "cpu", config.channels_last)
     optimizer = torch.optim.SGD(
         model.encoder_q.parameters(),
         lr=config.lr,

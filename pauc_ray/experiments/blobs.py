@@ -289,9 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[(classes, method, seed)] = result
         _write_json(out / "results.json", rows)  # after the embeddings: a row means done
     summary = summarize(rows)
-    (out / "summary.json").write_text(
-        json.dumps({"config": dataclasses.asdict(config), "summary": summary}, indent=2)
-    )
+    _write_json(out / "summary.json", {"config": dataclasses.asdict(config), "summary": summary})
     draw_figure(results, config, out / "figure.png")
     print(format_table(summary))
     print(f"\nwrote {out / 'results.json'}, {out / 'figure.png'}")

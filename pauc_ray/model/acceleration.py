@@ -32,12 +32,17 @@ def resolve_channels_last(
     return bool(setting)
 
 
-def use_channels_last(module: nn.Module, input_kind: str, device: torch.device | str) -> bool:
+def use_channels_last(
+    module: nn.Module,
+    input_kind: str,
+    device: torch.device | str,
+    setting: bool | None = None,
+) -> bool:
     """Puts ``module``'s 4-D weights in channels_last where :func:`resolve_channels_last`
-    says so by default (the loaders of exported models use this); returns whether it did.
-    A convolution whose weight is channels_last returns channels_last outputs, so NCHW inputs
-    need no conversion."""
-    if not resolve_channels_last(None, input_kind, device):
+    says so for ``setting`` (None: the default, as the loaders of exported models use it);
+    returns whether it did. A convolution whose weight is channels_last returns channels_last
+    outputs, so NCHW inputs need no conversion."""
+    if not resolve_channels_last(setting, input_kind, device):
         return False
     module.to(memory_format=torch.channels_last)
     return True

@@ -37,11 +37,7 @@ from pauc_ray.data.ray_dataset import input_column, rows_from_object_store
 from pauc_ray.data.sharding import shard_bounds
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
-from pauc_ray.model.acceleration import (
-    compile_encoders,
-    resolve_channels_last,
-    to_channels_last,
-)
+from pauc_ray.model.acceleration import compile_encoders, to_channels_last, use_channels_last
 from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.moco import MoCo
 from pauc_ray.prototypes import EpochPrototypes
@@ -181,9 +177,7 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
     if config.batch_norm == "sync" and world > 1:  # statistics over every worker's batch
         model.encoder_q = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_q)
         model.encoder_k = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder_k)
-    channels_last = resolve_channels_last(config.channels_last, spec.input_kind, device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    channels_last = use_channels_last(model, spec.input_kind, device, config.channels_last)
     if config.compile:
         compile_encoders(model.encoder_q, model.encoder_k)
     query_encoder = model.encoder_q
