@@ -10,14 +10,15 @@ drawn around ``k`` random centres, the shape of one PCL clustering):
 2. ``cluster_features`` into ``K = k`` (nredo=1, ``niter`` iterations, final assignment and
    concentration included): time, achieved GFLOP/s and its fraction of the matmul rate;
 3. scikit-learn's ``KMeans(algorithm="lloyd", n_init=1, max_iter=niter, tol=0)`` started from
-   the very centroids faiss starts from (``k`` random data points, which faiss returns when
-   run with ``niter=0`` and the same seed), so both inertias can be compared: time, inertias.
+   the very centroids ours starts from (``k`` random data points drawn by
+   :func:`cluster.lloyd.lloyd` with the restart's generator), so both inertias can be
+   compared: time, inertias.
 
 A k-means pass costs ``2 n k d`` flops for the distances (the rest is O(n d + n k)). Both
-implementations run at most ``niter`` Lloyd iterations and stop early once converged (faiss when
-its objective stops falling, scikit-learn when no label changes); ours then makes one final
-assignment pass, as scikit-learn does unless its labels converged, so
-``GFLOP/s = 2 n k d passes / seconds`` with each one's own count of passes.
+implementations run at most ``niter`` Lloyd iterations, stop once no label changes, and make
+one final assignment pass only when they did not converge, so
+``GFLOP/s = 2 n k d passes / seconds`` with each one's own count of passes
+(``ClusterResult.passes`` for ours).
 
 Run: ``python benchmarks/bench_clustering.py [--n N --d D --k K --niter I --seed S]``. On a
 CPU shared with other work the numbers are indicative only (the load average is reported):
@@ -40,6 +41,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from cluster import KMeansConfig, cluster_features
+from cluster.lloyd import initial_centroids
 
 logger = logging.getLogger(__name__)
 
@@ -88,16 +90,6 @@ def matmul_rates(x: np.ndarray, k: int, repeats: int = 5) -> dict[str, float]:
     return rates
 
 
-def faiss_initial_centroids(x: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """(k, d) the ``k`` data points faiss's k-means (nredo=1, this seed) starts from."""
-    clus = faiss.Clustering(x.shape[1], k)
-    clus.niter, clus.nredo, clus.seed = 0, 1, seed
-    clus.min_points_per_centroid = 1
-    clus.max_points_per_centroid = KMeansConfig().max_points_per_centroid
-    clus.train(x, faiss.IndexFlatL2(x.shape[1]))
-    return faiss.vector_to_array(clus.centroids).reshape(k, x.shape[1])
-
-
 def run(n: int = 100_000, d: int = 128, k: int = 1000, niter: int = 20, seed: int = 0) -> dict:
     """All three measurements; returns a JSON-ready dict (times in seconds, rates in GFLOP/s)."""
     x = clustered_data(n, d, k, seed)
@@ -111,7 +103,7 @@ def run(n: int = 100_000, d: int = 128, k: int = 1000, niter: int = 20, seed: in
 
     sk = KMeans(
         n_clusters=k,
-        init=faiss_initial_centroids(x, k, seed),
+        init=initial_centroids(x, k, np.random.default_rng([seed, 0])),
         algorithm="lloyd",
         n_init=1,
         max_iter=niter,
@@ -127,7 +119,7 @@ def run(n: int = 100_000, d: int = 128, k: int = 1000, niter: int = 20, seed: in
 
     rates_after = matmul_rates(x, k)
     rates = {name: max(rates_before[name], rates_after[name]) for name in rates_before}
-    passes = ours.iterations + 1  # + the final assignment search
+    passes = ours.passes
     ours_rate = 2.0 * n * k * d * passes / ours_seconds / 1e9
     rel_gap = abs(ours.inertia - sk.inertia_) / sk.inertia_
     return {
@@ -145,6 +137,7 @@ def run(n: int = 100_000, d: int = 128, k: int = 1000, niter: int = 20, seed: in
             "seconds": ours_seconds,
             "gflops": ours_rate,
             "iterations": ours.iterations,
+            "converged": ours.passes == ours.iterations,
             "passes": passes,
             "seconds_per_pass": ours_seconds / passes,
             "fraction_of_matmul": ours_rate / rates["best"],

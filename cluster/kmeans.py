@@ -1,19 +1,21 @@
-"""Multi-K faiss k-means over momentum features, as PCL runs it once per epoch.
+"""Multi-K k-means over momentum features, as PCL runs it once per epoch.
 
-For each ``K`` in ``KMeansConfig.num_clusters`` (clustering ``m`` seeded ``seed + m``), faiss
-trains Euclidean k-means (``IndexFlatL2``, the GPU flat index when asked for or when faiss sees a
-GPU), then one search of all points against the trained centroids gives both the final
+For each ``K`` in ``KMeansConfig.num_clusters`` (clustering ``m`` seeded ``seed + m``), Lloyd's
+k-means runs with faiss's exact search as its assignment step (``IndexFlatL2``, the GPU flat
+index when asked for or when faiss sees a GPU; :mod:`cluster.lloyd` says why the loop is ours
+and not ``faiss.Clustering``). The winning restart's last assignment pass gives the final
 assignments and the squared distances behind the inertia and the concentrations ``phi``
-(:mod:`cluster.concentration_estimate`). Centroids are returned L2-normalised (the prototypes of Eq. 2);
-distances, inertia and ``phi`` use the raw centroids, as PCL's code does.
+(:mod:`cluster.concentration_estimate`). Centroids are returned L2-normalised (the prototypes of
+Eq. 2); distances, inertia and ``phi`` use the raw centroids, as PCL's code does.
 
 Points are sorted by id first, so the result does not depend on the order in which workers'
 shards were concatenated, and is deterministic for a given seed and thread count.
 
-``niter`` is a maximum: recent faiss (1.15 here) ends a restart once its objective stops
-falling, which on clustered features is often well before PCL's 20; ``ClusterResult.iterations``
-says how many ran. Restarts (``nredo``) keep the lowest objective, exactly as faiss's own
-``nredo`` would.
+``niter`` is a maximum: a restart ends once no point changes cluster, which on clustered
+features is often well before PCL's 20; ``ClusterResult.iterations`` says how many ran and
+``ClusterResult.passes`` how many passes over the points they cost. Restarts (``nredo``) keep
+the lowest objective. When ``N > K * max_points_per_centroid`` each restart trains on its own
+random subsample (as faiss does) and one more pass assigns every point.
 
 Speed on the CPU: faiss computes distances as sgemm blocks plus a fused argmin and reaches most
 of the machine's sgemm rate (``benchmarks/bench_clustering.py``). Its OpenMP threads spin while
@@ -34,6 +36,7 @@ import numpy as np
 
 from cluster.concentration_estimate import concentration
 from cluster.config import KMeansConfig
+from cluster.lloyd import LloydResult, assign, lloyd
 from cluster.result import ClusterResult, MultiClusterResult
 
 __all__ = ["ClusterResult", "MultiClusterResult", "cluster_features", "concentration"]
@@ -42,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 _SHOWN = 5  # how many offending ids an error message lists
 _SMALL_PASS_FLOPS = 1e9  # below this per k-means pass, one thread (see num_threads)
-_FAISS_REDO_SEED_STEP = 15486557  # faiss's seed step between restarts (Clustering.cpp)
 
 
 def cluster_features(
@@ -111,25 +113,14 @@ def _cluster_all(
         n, d, ks, device, config.niter, config.nredo, config.seed,
     )  # fmt: skip
     index = _flat_l2_index(d, use_gpu)
-    # One (N, 1) distance/label buffer pair serves every K's final search.
-    dist_sq = np.empty((n, 1), dtype=np.float32)
-    labels = np.empty((n, 1), dtype=np.int64)
-    results = []
-    for m, k in enumerate(ks):
-        results.append(_cluster_one(x, k, config, config.seed + m, index, dist_sq, labels))
+    results = [_cluster_one(x, k, config, config.seed + m, index) for m, k in enumerate(ks)]
     return MultiClusterResult(ids=sorted_ids, clusterings=tuple(results))
 
 
 def _cluster_one(
-    x: np.ndarray,
-    k: int,
-    config: KMeansConfig,
-    seed: int,
-    index: faiss.Index,
-    dist_sq: np.ndarray,
-    labels: np.ndarray,
+    x: np.ndarray, k: int, config: KMeansConfig, seed: int, index: faiss.Index
 ) -> ClusterResult:
-    """Train one k-means into ``index``, then assign all of ``x`` with one search."""
+    """``config.nredo`` restarts of :func:`cluster.lloyd.lloyd`; the lowest objective is kept."""
     start = time.perf_counter()
     n = len(x)
     if n < k * config.min_points_per_centroid:
@@ -138,22 +129,27 @@ def _cluster_one(
             "per cluster; clusters will be small and phi noisy",
             n, k, config.min_points_per_centroid,
         )  # fmt: skip
-    raw, iterations = _train(x, k, config, seed, index)
-    index.search(x, 1, D=dist_sq, I=labels)
+    best, iterations = _train(x, k, config, seed, index)
+    passes = iterations
+    if best.converged and best.labels.shape[0] == n:
+        assignments, dist_sq = best.labels, best.dist_sq  # the last pass's, to these centroids
+    else:  # stopped at niter, or trained on a subsample: one search assigns every point
+        assignments, dist_sq = assign(x, best.centroids, index)
+        passes += 1
 
-    assignments = labels[:, 0].copy()
     # Squared distances come from ||x||^2 - 2 x.c + ||c||^2 and may be slightly negative.
-    dist_sq_flat = np.maximum(dist_sq[:, 0], 0.0)
+    dist_sq_flat = np.maximum(dist_sq, 0.0)
     counts = np.bincount(assignments, minlength=k)
     inertia = float(dist_sq_flat.sum(dtype=np.float64))
     phi = concentration(np.sqrt(dist_sq_flat), assignments, k, config.concentration_mean)
+    raw = best.centroids
     norms = np.linalg.norm(raw, axis=1, keepdims=True)
     centroids = raw / np.maximum(norms, np.finfo(np.float32).tiny)
     seconds = time.perf_counter() - start
     logger.info(
-        "k-means K=%d (seed %d): %d iterations in all, inertia %.6g, %d empty and %d singleton "
-        "clusters, phi in [%.4g, %.4g], %.2f s",
-        k, seed, iterations, inertia, int((counts == 0).sum()), int((counts == 1).sum()),
+        "k-means K=%d (seed %d): %d iterations in all (%d passes over the points), inertia "
+        "%.6g, %d empty and %d singleton clusters, phi in [%.4g, %.4g], %.2f s",
+        k, seed, iterations, passes, inertia, int((counts == 0).sum()), int((counts == 1).sum()),
         float(phi.min()), float(phi.max()), seconds,
     )  # fmt: skip
     return ClusterResult(
@@ -165,53 +161,35 @@ def _cluster_one(
         inertia=inertia,
         seconds=seconds,
         iterations=iterations,
+        passes=passes,
     )
 
 
 def _train(
     x: np.ndarray, k: int, config: KMeansConfig, seed: int, index: faiss.Index
-) -> tuple[np.ndarray, int]:
-    """``config.nredo`` faiss k-means restarts; the lowest-objective centroids end in ``index``.
-
-    Restarts run here, one faiss ``nredo=1`` training each, rather than inside faiss, so the
-    iterations each one ran are known (faiss stops a restart early once its objective no longer
-    falls, and with ``nredo > 1`` keeps statistics only of the restarts that improved). Restart
-    ``r`` uses faiss seed ``seed + r * 15486557``: faiss draws its initial centroids with
-    ``seed + 1 + r * 15486557``, as its own ``nredo`` loop would, so results equal faiss's
-    ``nredo`` (when faiss does not subsample; a subsample is drawn per restart here).
+) -> tuple[LloydResult, int]:
+    """``config.nredo`` restarts, each on its own subsample when ``N > K *
+    max_points_per_centroid`` (as faiss subsamples), seeded ``(seed, restart)``.
 
     Returns:
-        (K, D) float32 raw centroids, and the Lloyd iterations run over all restarts.
+        The restart with the lowest objective (ties: the first), and the Lloyd iterations
+        (assignment passes) summed over all restarts.
     """
-    d = x.shape[1]
-    best: np.ndarray | None = None
-    best_objective = math.inf
-    best_is_in_index = False
+    n = len(x)
+    sample_size = k * config.max_points_per_centroid
+    best: LloydResult | None = None
     iterations = 0
     for restart in range(config.nredo):
-        clus = faiss.Clustering(d, k)
-        clus.niter = config.niter
-        clus.nredo = 1
-        clus.seed = (seed + restart * _FAISS_REDO_SEED_STEP) % 2**31
-        clus.max_points_per_centroid = config.max_points_per_centroid
-        clus.min_points_per_centroid = 1  # _cluster_one warns through logging instead
-        clus.check_input_data_for_NaNs = False  # checked once in _sorted_features
-        clus.verbose = logger.isEnabledFor(logging.DEBUG)
-        index.reset()
-        clus.train(x, index)  # leaves this restart's final centroids in index
-        stats = clus.iteration_stats
-        iterations += stats.size()
-        # faiss's criterion: the objective of the last iteration's assignment
-        objective = stats.at(stats.size() - 1).obj if stats.size() else math.inf
-        if best is None or objective < best_objective:
-            best = faiss.vector_to_array(clus.centroids).reshape(k, d)
-            best_objective = objective
-            best_is_in_index = True
+        rng = np.random.default_rng([seed, restart])
+        if n > sample_size:
+            sample = x[np.sort(rng.choice(n, size=sample_size, replace=False))]
         else:
-            best_is_in_index = False
-    if not best_is_in_index:
-        index.reset()
-        index.add(best)
+            sample = x
+        result = lloyd(sample, k, config.niter, rng, index)
+        iterations += result.iterations
+        if best is None or result.objective < best.objective:
+            best = result
+    assert best is not None  # nredo >= 1 is checked
     return best, iterations
 
 

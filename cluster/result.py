@@ -42,7 +42,10 @@ class ClusterResult:
             of their cluster (the k-means objective), in squared feature units.
         seconds: wall-clock time of this clustering (training, assignment, ``phi``).
         iterations: Lloyd iterations run, summed over the ``nredo`` restarts; each restart runs
-            at most ``niter``, fewer once its objective no longer falls (faiss's early stop).
+            at most ``niter``, fewer once no point changes cluster.
+        passes: assignment passes over the points (each a full nearest-centroid search, the
+            cost of k-means), restarts and the final assignment included; 0 when unknown (a
+            result saved before this field existed).
     """
 
     num_clusters: int
@@ -53,6 +56,7 @@ class ClusterResult:
     inertia: float
     seconds: float
     iterations: int
+    passes: int = 0
 
     def __post_init__(self) -> None:
         k = int(self.num_clusters)
@@ -68,6 +72,7 @@ class ClusterResult:
         object.__setattr__(self, "inertia", float(self.inertia))
         object.__setattr__(self, "seconds", float(self.seconds))
         object.__setattr__(self, "iterations", int(self.iterations))
+        object.__setattr__(self, "passes", int(self.passes))
         for name in ("centroids", "concentration", "counts"):
             if getattr(self, name).shape[0] != k:
                 raise ValueError(
@@ -155,7 +160,7 @@ class MultiClusterResult:
         Keys: ``format_version``, ``num_clusterings``, ``ids``, and for each clustering ``m``
         (its position, not its ``K``): ``k{m}_num_clusters``, ``k{m}_centroids``,
         ``k{m}_assignments``, ``k{m}_concentration``, ``k{m}_counts``, ``k{m}_inertia``,
-        ``k{m}_seconds``, ``k{m}_iterations``. Arrays are writable copies.
+        ``k{m}_seconds``, ``k{m}_iterations``, ``k{m}_passes``. Arrays are writable copies.
         """
         state: dict[str, np.ndarray | int | float] = {
             "format_version": STATE_FORMAT_VERSION,
@@ -171,6 +176,7 @@ class MultiClusterResult:
             state[f"k{m}_inertia"] = c.inertia
             state[f"k{m}_seconds"] = c.seconds
             state[f"k{m}_iterations"] = c.iterations
+            state[f"k{m}_passes"] = c.passes
         return state
 
     @classmethod
@@ -198,6 +204,7 @@ class MultiClusterResult:
                 inertia=float(get(f"k{m}_inertia")),
                 seconds=float(get(f"k{m}_seconds")),
                 iterations=int(get(f"k{m}_iterations")),
+                passes=int(state.get(f"k{m}_passes", 0)),  # absent in older checkpoints
             )
             for m in range(int(get("num_clusterings")))
         )

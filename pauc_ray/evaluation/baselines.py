@@ -41,7 +41,7 @@ def baseline_knn(
     temperature: float = 0.07,
     representation: str = "backbone",
     device: str | torch.device = "cpu",
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> dict[str, float]:
     """kNN top-1 (%) of the raw inputs and of the random-init encoder.
 
@@ -50,6 +50,8 @@ def baseline_knn(
         spec, seed: the encoder and the seed its training started from.
         transform: the encoder's preprocessing (:class:`~pauc_ray.data.augment.EvalTransform`).
         k, temperature, representation: as for the trained encoder's kNN.
+        device, batch_size: where the encoder runs and rows per forward (None: the device's
+            default).
 
     Returns:
         ``{"raw_knn_top1": ..., "random_init_knn_top1": ...}``.

@@ -64,7 +64,8 @@ class EvalConfig:
         tsne_samples: held-out points in the t-SNE map.
         instance_samples: held-out samples for alignment and uniformity.
         kmeans_niter: k-means iterations per clustering.
-        batch_size: samples per forward pass.
+        batch_size: samples per forward pass; None: the device's default
+            (:func:`pauc_ray.evaluation.embed.default_batch`).
         device: where the encoder runs: auto (or None) picks a GPU when one is visible, else
             cpu, cuda or cuda:N (:func:`pauc_ray.devices.resolve_device`).
         plots: write the PNGs.
@@ -81,7 +82,7 @@ class EvalConfig:
     tsne_samples: int = 2000
     instance_samples: int = 5000
     kmeans_niter: int = 20
-    batch_size: int = 1024
+    batch_size: int | None = None
     device: str | None = None
     plots: bool = True
     probe: LinearProbeConfig = field(default_factory=LinearProbeConfig)
@@ -100,6 +101,8 @@ class EvalConfig:
         if self.max_samples is not None and self.max_samples < 2:
             raise ValueError(f"max_samples must be >= 2, got {self.max_samples}")
         for name in ("tsne_samples", "instance_samples", "kmeans_niter", "batch_size"):
+            if name == "batch_size" and self.batch_size is None:
+                continue
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 

@@ -80,11 +80,11 @@ def evaluate_encoder(
     transform = EvalTransform(config.augment)
     representation = config.representation
     train = _split(dataset_dir, "train", config.eval_max_samples, config.seed)
-    train_emb = embed_arrays(encoder, train.inputs, transform, device, 1024, representation)
+    train_emb = embed_arrays(encoder, train.inputs, transform, device, None, representation)
     out: dict[str, Any] = {}
     test = _labelled_test(dataset_dir, train, config.seed)
     if test is not None:
-        test_emb = embed_arrays(encoder, test.inputs, transform, device, 1024, representation)
+        test_emb = embed_arrays(encoder, test.inputs, transform, device, None, representation)
         knn = knn_classify(train_emb, train.labels, test_emb, test.labels, k=config.knn_k)
         out.update(knn_top1=knn.top1, knn_top5=knn.top5)
         out.update(_baselines(dataset_dir, config, spec))

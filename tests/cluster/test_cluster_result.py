@@ -28,10 +28,12 @@ def _assert_same(a: MultiClusterResult, b: MultiClusterResult) -> None:
             assert va.dtype == vb.dtype
             np.testing.assert_array_equal(va, vb)
             assert not vb.flags.writeable
-        assert (ca.num_clusters, ca.inertia, ca.seconds) == (
+        assert (ca.num_clusters, ca.inertia, ca.seconds, ca.iterations, ca.passes) == (
             cb.num_clusters,
             cb.inertia,
             cb.seconds,
+            cb.iterations,
+            cb.passes,
         )
 
 
@@ -52,6 +54,13 @@ def test_state_round_trip_through_a_weights_only_torch_checkpoint(result):
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=True)
     _assert_same(result, MultiClusterResult.from_state(loaded))
+
+
+def test_a_state_saved_before_passes_existed_loads_with_passes_unknown(result):
+    state = {k: v for k, v in result.to_state().items() if not k.endswith("_passes")}
+    restored = MultiClusterResult.from_state(state)
+    assert [c.passes for c in restored.clusterings] == [0, 0]
+    assert all(c.passes > 0 for c in result.clusterings)
 
 
 def test_from_state_copies_its_input(result):

@@ -10,6 +10,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from cluster import KMeansConfig, cluster_features, concentration
+from cluster.lloyd import lloyd
 
 SMALL = KMeansConfig(num_clusters=(4,), niter=10, nredo=2, seed=3)
 
@@ -33,24 +34,24 @@ def test_recovers_well_separated_blobs(make_blobs):
         assert centre @ c.centroids[j] > 0.999
 
 
-def test_matches_faiss_and_numpy_brute_force(rng):
-    """Assignments are the nearest raw centroid (faiss run directly, clustering m = 1 seeded
-    seed + 1), inertia and phi follow from the same distances, centroids are normalised."""
+def test_keeps_the_best_restart_and_assigns_with_its_distances(rng):
+    """Clustering m = 1 is seeded seed + 1: its restarts are lloyd() runs seeded (seed + 1, r);
+    the lowest objective is kept, and inertia and phi follow from its final distances."""
     x = rng.standard_normal((300, 8)).astype(np.float32)
     config = KMeansConfig(num_clusters=(3, 7), niter=3, nredo=2, seed=5)
     result = cluster_features(x, np.arange(300), config)
 
-    clus = faiss.Clustering(8, 7)
-    clus.niter, clus.nredo, clus.seed = 3, 2, config.seed + 1
-    clus.min_points_per_centroid = 1
-    clus.train(x, faiss.IndexFlatL2(8))
-    raw = faiss.vector_to_array(clus.centroids).reshape(7, 8).astype(np.float64)
+    restarts = [
+        lloyd(x, 7, 3, np.random.default_rng([config.seed + 1, r]), faiss.IndexFlatL2(8))
+        for r in range(2)
+    ]
+    best = min(restarts, key=lambda r: r.objective)
+    assert not best.converged  # so the final assignment is a fresh search against its centroids
+    raw = best.centroids.astype(np.float64)
 
     c = result.clusterings[1]
     d2 = ((x[:, None, :].astype(np.float64) - raw[None]) ** 2).sum(-1)  # N x K
     nearest = d2.min(axis=1)
-    chosen = d2[np.arange(300), c.assignments]
-    np.testing.assert_allclose(chosen, nearest, rtol=1e-5, atol=1e-5)  # ties aside, argmin
     np.testing.assert_array_equal(c.assignments, d2.argmin(axis=1))
     assert c.inertia == pytest.approx(nearest.sum(), rel=1e-5)
     np.testing.assert_allclose(
@@ -60,7 +61,17 @@ def test_matches_faiss_and_numpy_brute_force(rng):
     expected_phi = concentration(np.sqrt(nearest), c.assignments, 7, config.concentration_mean)
     np.testing.assert_allclose(c.concentration, expected_phi, rtol=1e-4)
     assert c.seconds > 0
-    assert c.iterations == 2 * 3  # two restarts of three iterations, none converged
+    assert c.iterations == 2 * 3  # two restarts of three iterations, none converged...
+    assert c.passes == 2 * 3 + 1  # ...so the kept one's centroids get one more assignment pass
+
+
+def test_a_subsample_per_restart_then_one_pass_over_all_points(make_blobs):
+    x, truth = make_blobs(num_blobs=4, per_blob=50, dim=8)
+    config = KMeansConfig(num_clusters=(4,), nredo=2, max_points_per_centroid=10)
+    (c,) = cluster_features(x, np.arange(len(x)), config).clusterings
+    assert adjusted_rand_score(truth, c.assignments) == 1.0
+    assert c.passes == c.iterations + 1  # restarts converged on 40 points; one pass over 200
+    assert c.counts.sum() == 200
 
 
 def test_iterations_stop_once_converged(make_blobs):
@@ -68,6 +79,7 @@ def test_iterations_stop_once_converged(make_blobs):
     config = KMeansConfig(num_clusters=(5,), niter=50, nredo=3)
     (c,) = cluster_features(x, np.arange(len(x)), config).clusterings
     assert 3 <= c.iterations < 50  # each restart stops within a few iterations
+    assert c.passes == c.iterations  # converged: the last pass's assignment is the final one
 
 
 def test_several_k_at_once(rng):
