@@ -13,7 +13,7 @@ from pauc_ray.model.backbones import represent
 
 # Rows per forward when the caller does not say. On a CPU, small batches keep a layer's
 # activations in cache: the Fashion-MNIST ConvNet (width 32, channels_last, one thread) embeds
-# ~5,000 images/s at 64-128 rows against ~2,800 at 1,024 (benchmarks/RESULTS.md, 2026-12-04).
+# ~5,000 images/s at 64-128 rows against ~2,800 at 1,024 (benchmarks/RESULTS.md, 2026-12-03).
 # Accelerators want large batches to fill the device.
 CPU_BATCH = 128
 ACCELERATOR_BATCH = 1024
