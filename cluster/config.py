@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class KMeansConfig:
-    """Multi-K faiss k-means settings (PCL's defaults: 20 iterations, 5 restarts).
+    """Multi-K k-means settings (PCL's defaults: 20 iterations, 5 restarts).
 
     Attributes:
         num_clusters: the K of each clustering. ``(20, 40, 80)`` suits datasets of thousands
@@ -20,8 +20,9 @@ class KMeansConfig:
         niter: Lloyd iterations per restart.
         nredo: restarts; the one with the lowest inertia is kept.
         seed: base seed; clustering ``m`` uses ``seed + m`` so the K's are independent.
-        min_points_per_centroid: faiss warns below this many points per centroid.
-        max_points_per_centroid: faiss subsamples the training set above ``K * this``.
+        min_points_per_centroid: a warning (``logging``) below this many points per centroid.
+        max_points_per_centroid: each restart trains on a random subsample of ``K * this``
+            points when there are more (as faiss does); one last pass assigns them all.
         concentration_mean: the concentrations ``phi`` are rescaled to this mean (PCL sets it
             to the InfoNCE temperature ``tau``). ``None`` is a placeholder for a caller that
             fills it in (training uses ``loss.temperature``); :func:`cluster_features`

@@ -62,7 +62,7 @@ def cluster_features(
             L2-normalised momentum features ``k`` of the whole training set; any order.
         ids: (N,) distinct integer sample ids, row ``i`` of ``features`` belongs to ``ids[i]``.
         config: k-means settings; ``config.min_points_per_centroid`` only warns (through
-            ``logging``; faiss's own unconditional stderr warning is switched off).
+            ``logging``).
         expected_ids: optional ids that must all be present (e.g. ``np.arange(N)``), to catch
             a lost shard; ids outside this set are not an error.
         num_threads: faiss's OpenMP threads for this call (restored afterwards). None keeps

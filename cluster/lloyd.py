@@ -30,7 +30,14 @@ import faiss
 import numpy as np
 import scipy.sparse
 
-__all__ = ["LloydResult", "assign", "initial_centroids", "lloyd"]
+__all__ = [
+    "LloydResult",
+    "assign",
+    "cluster_means",
+    "fill_empty_clusters",
+    "initial_centroids",
+    "lloyd",
+]
 
 
 @dataclass(frozen=True)
