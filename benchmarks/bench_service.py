@@ -142,13 +142,15 @@ async def load(port: int, body: bytes, clients: int, seconds: float, warmup: flo
         f"POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     warm, stop = start + warmup, start + warmup + seconds
     done: list[tuple[float, float]] = []
     errors: list[int] = []
     await asyncio.gather(
         *(_client(port, head + body, stop, warm, done, errors) for _ in range(clients))
     )
+    # the load generator shares this machine's cores with the server: what it took of them
+    client_cores = (time.process_time() - cpu_start) / (time.perf_counter() - start)
     latencies = np.array([latency for _, latency in done])
     window = max(t for t, _ in done) - warm if done else seconds
     return {
@@ -157,6 +159,7 @@ async def load(port: int, body: bytes, clients: int, seconds: float, warmup: flo
         "requests_per_second": len(done) / window,
         "p50_ms": float(np.percentile(latencies, 50) * 1000),
         "p99_ms": float(np.percentile(latencies, 99) * 1000),
+        "client_cpu_cores": client_cores,
     }
 
 
@@ -310,8 +313,9 @@ def main() -> int:
                 f"{args.items} image(s)/request, {args.seconds:.0f} s: "
                 f"{r['inputs_per_second']:.0f} inputs/s ({r['requests_per_second']:.0f} req/s), "
                 f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, mean batch "
-                f"{r['mean_batch']:.1f}, forward thread busy {r['forward_busy']:.0%}, errors "
-                f"{r['errors']}; / in-process = {ratio:.2f}"
+                f"{r['mean_batch']:.1f}, forward busy {r['forward_busy']:.0%}, errors "
+                f"{r['errors']}, load generator {r['client_cpu_cores']:.2f} cores; "
+                f"/ in-process = {ratio:.2f}"
                 + (" (goal >= 0.7)" if name.startswith("micro_batching") else "")
             )
         if "batch_size_1 uvicorn:1" in results:
