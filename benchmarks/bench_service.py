@@ -1,7 +1,7 @@
-"""``POST /embed`` over loopback (real uvicorn) vs the same model's in-process batched forward.
+"""``POST /embed`` (and ``/v1/embeddings``) over loopback vs the model's in-process forward.
 
     .venv/bin/python benchmarks/bench_service.py [--seconds 30] [--clients 32] [--items 1]
-        [--modes uvicorn:1 uvicorn:2 serve:1 serve:2]
+        [--modes uvicorn:1 uvicorn:2 serve:1 serve:2] [--routes /embed /v1/embeddings]
 
 1. In-process: the served model (loaded through the service's registry, so the same
    ``EvalTransform`` + encoder + L2 normalisation) on batches of ``--max-batch`` decoded
@@ -12,6 +12,9 @@
    requests/s, p50/p99 latency, mean micro-batch (from ``/metrics``); the ratio to (1) (goal
    >= 0.7).
 3. The same with ``--max-batch 1``: batch-size-1 serving. The gain of (2) over (3).
+
+(2) runs once per route of ``--routes``: ``/embed`` (the service's own request shape) and/or
+``/v1/embeddings`` (OpenAI's: ``{"model", "input": [base64 images]}``), the same images.
 
 The load generator is a minimal asyncio HTTP/1.1 client (pre-encoded request, Content-Length
 responses), so the client costs little of the machine's CPU. Without ``--models`` the model is
@@ -137,9 +140,11 @@ async def _client(port: int, request: bytes, stop: float, warm: float, out: list
 READY_STREAK = 20  # consecutive 200s from /readyz before the load starts
 
 
-async def load(port: int, body: bytes, clients: int, seconds: float, warmup: float) -> dict:
+async def load(
+    port: int, body: bytes, clients: int, seconds: float, warmup: float, route: str = "/embed"
+) -> dict:
     head = (
-        f"POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -171,7 +176,12 @@ def _metric(text: str, name: str) -> float:
 
 
 def serve_and_load(
-    root: Path, args: argparse.Namespace, max_batch: int, body: bytes, mode: str = "uvicorn:1"
+    root: Path,
+    args: argparse.Namespace,
+    max_batch: int,
+    body: bytes,
+    mode: str = "uvicorn:1",
+    route: str = "/embed",
 ) -> dict:
     """Starts ``python -m service`` in ``mode`` (``uvicorn:N`` worker processes or ``serve:N``
     Ray Serve replicas) and loads it."""
@@ -227,7 +237,7 @@ def serve_and_load(
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.05 if streak else 0.2)
-        result = asyncio.run(load(port, body, args.clients, args.seconds, args.warmup))
+        result = asyncio.run(load(port, body, args.clients, args.seconds, args.warmup, route))
         # under Serve, one replica's metrics (the one that answers)
         metrics = asyncio.run(_http(port, "/metrics"))[1].decode()
         batches = _metric(metrics, "pauc_embed_batch_size_count")
@@ -266,6 +276,13 @@ def main() -> int:
         "measured with micro-batching; batch-size-1 serving is measured for uvicorn:1",
     )
     parser.add_argument("--cpus-per-replica", type=float, default=1.0, help="serve:N modes")
+    parser.add_argument(
+        "--routes",
+        nargs="+",
+        default=["/embed"],
+        choices=["/embed", "/v1/embeddings"],
+        help="the routes each micro-batching mode is measured on",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
@@ -287,13 +304,21 @@ def main() -> int:
         base_seconds = max(args.seconds / 3, 5.0)
         before = in_process(root, model, images, args.max_batch, base_seconds)
         payload = [png_b64(images[i % len(images)]) for i in range(args.items)]
-        body = json.dumps({"model": model, "inputs": payload}).encode()
-        settings = [(f"micro_batching {m}", args.max_batch, m) for m in args.modes]
+        bodies = {
+            "/embed": json.dumps({"model": model, "inputs": payload}).encode(),
+            "/v1/embeddings": json.dumps({"model": model, "input": payload}).encode(),
+        }
+        settings = [
+            (f"micro_batching {m}" + ("" if r == "/embed" else f" {r}"), args.max_batch, m, r)
+            for m in args.modes
+            for r in args.routes
+        ]
         if "uvicorn:1" in args.modes:
-            settings.append(("batch_size_1 uvicorn:1", 1, "uvicorn:1"))
+            settings.append(("batch_size_1 uvicorn:1", 1, "uvicorn:1", "/embed"))
         names = []
-        for name, max_batch, mode in settings:
-            results[name] = serve_and_load(root, args, max_batch, body, mode)
+        for name, max_batch, mode, route in settings:
+            results[name] = serve_and_load(root, args, max_batch, bodies[route], mode, route)
+            results[name]["route"] = route
             names.append(name)
         after = in_process(root, model, images, args.max_batch, base_seconds)
         rate = (before["inputs_per_second"] + after["inputs_per_second"]) / 2
@@ -309,7 +334,8 @@ def main() -> int:
             ratio = r["inputs_per_second"] / rate
             r["ratio_to_in_process"] = ratio
             print(
-                f"HTTP /embed {name} (max batch {max_batch}), {args.clients} clients x "
+                f"HTTP {r['route']} {name.removesuffix(' ' + r['route'])} (max batch "
+                f"{max_batch}), {args.clients} clients x "
                 f"{args.items} image(s)/request, {args.seconds:.0f} s: "
                 f"{r['inputs_per_second']:.0f} inputs/s ({r['requests_per_second']:.0f} req/s), "
                 f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, mean batch "
