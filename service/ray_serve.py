@@ -56,8 +56,8 @@ class ServeBatcher:
     ``max_batch`` runs alone (Serve would refuse an item over ``max_batch_size``), as under
     uvicorn. Must be used inside a Serve replica's event loop.
 
-    The forward runs on the replica's user-code event loop, not in ``executor`` (kept for
-    :class:`~service.batching.MicroBatcher`'s signature). Serve runs that loop in its own
+    The forward runs on the replica's user-code event loop; ``executor`` is accepted for
+    :class:`~service.batching.MicroBatcher`'s signature and not used. Serve runs that loop in its own
     thread, apart from the replica's control loop, so blocking it delays only this replica's
     requests, and they queue meanwhile, so the next batch is fuller. In a thread of its own the
     forward competed for the GIL with Serve's router, metrics and core-worker threads at every
@@ -79,7 +79,6 @@ class ServeBatcher:
 
         check_batching(max_batch, max_wait_s)
         self.forward = forward
-        self.executor = executor
         self.max_batch = max_batch
         self.on_batch = on_batch
         self.on_queued = on_queued
