@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -137,12 +138,46 @@ async def _client(port: int, request: bytes, stop: float, warm: float, out: list
         writer.close()
 
 
-READY_STREAK = 20  # consecutive 200s from /readyz before the load starts
+def connections_per_process(server_pid: int, port: int) -> dict[int, int]:
+    """Established connections to ``port`` held by each child of ``server_pid`` (uvicorn's
+    worker processes): how the kernel spread the clients' keep-alive connections. Linux only
+    (``/proc``); empty where it cannot be read."""
+    try:
+        children = [  # the spawned workers, not multiprocessing's resource tracker
+            int(pid)
+            for pid in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        established: set[int] = set()  # socket inodes of connections to the server's port
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    established.add(int(fields[9]))
+        counts = {}
+        for pid in children:
+            sockets = 0
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and int(target[8:-1]) in established:
+                    sockets += 1
+            counts[pid] = sockets
+        return counts
+    except OSError:
+        return {}
 
 
 async def load(
-    port: int, body: bytes, clients: int, seconds: float, warmup: float, route: str = "/embed"
+    port: int,
+    body: bytes,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    route: str = "/embed",
+    midway: Callable[[], object] | None = None,
 ) -> dict:
+    """``clients`` keep-alive connections posting ``body`` to ``route``; ``midway()`` is
+    called once half-way through the measured time and its answer returned as ``midway``."""
     head = (
         f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -151,8 +186,15 @@ async def load(
     warm, stop = start + warmup, start + warmup + seconds
     done: list[tuple[float, float]] = []
     errors: list[int] = []
+    observed: list[object] = []
+
+    async def observe() -> None:
+        await asyncio.sleep(warmup + seconds / 2)
+        observed.append(midway())
+
     await asyncio.gather(
-        *(_client(port, head + body, stop, warm, done, errors) for _ in range(clients))
+        *(_client(port, head + body, stop, warm, done, errors) for _ in range(clients)),
+        *([observe()] if midway else []),
     )
     # the load generator shares this machine's cores with the server: what it took of them
     client_cores = (time.process_time() - cpu_start) / (time.perf_counter() - start)
@@ -165,6 +207,7 @@ async def load(
         "p50_ms": float(np.percentile(latencies, 50) * 1000),
         "p99_ms": float(np.percentile(latencies, 99) * 1000),
         "client_cpu_cores": client_cores,
+        "midway": observed[0] if observed else None,
     }
 
 
@@ -223,30 +266,35 @@ def serve_and_load(
     server = subprocess.Popen(command, env=env)
     try:
         deadline = time.monotonic() + 180
-        # Ready means every process: with several uvicorn workers each probe (a new connection)
-        # reaches one of them at random, so one 200 can come from the first process up while
-        # another still loads its models (its 503s were once counted as errors of the run).
-        streak = 0
+        # /readyz is ready once every uvicorn worker process is (service/routes/health.py)
         while True:
             try:
-                streak = streak + 1 if asyncio.run(_http(port, "/readyz"))[0] == 200 else 0
+                if asyncio.run(_http(port, "/readyz"))[0] == 200:
+                    break
             except OSError:
-                streak = 0
-            if streak >= READY_STREAK:
-                break
+                pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
-            time.sleep(0.05 if streak else 0.2)
-        result = asyncio.run(load(port, body, args.clients, args.seconds, args.warmup, route))
-        # under Serve, one replica's metrics (the one that answers)
+            time.sleep(0.2)
+        split = None
+        if kind == "uvicorn" and int(count) > 1:  # how the kernel spread the connections
+
+            def split() -> list[int]:
+                return sorted(connections_per_process(server.pid, port).values(), reverse=True)
+
+        result = asyncio.run(
+            load(port, body, args.clients, args.seconds, args.warmup, route, midway=split)
+        )
+        result["connections_per_process"] = result.pop("midway")
+        # uvicorn: all processes' metrics (multiprocess mode); Serve: the answering replica's
         metrics = asyncio.run(_http(port, "/metrics"))[1].decode()
         batches = _metric(metrics, "pauc_embed_batch_size_count")
-        # one process's (or replica's) metrics: the one that answered /metrics
         total = _metric(metrics, "pauc_embed_batch_size_sum")
         result["mean_batch"] = total / batches if batches else float("nan")
-        # the share of the run the forward thread was busy (warm-up included)
+        # the share of the run the forward threads were busy (warm-up included), per process
         busy = _metric(metrics, "pauc_embed_forward_seconds_total")
-        result["forward_busy"] = busy / (args.seconds + args.warmup)
+        processes = int(count) if kind == "uvicorn" else 1
+        result["forward_busy"] = busy / (args.seconds + args.warmup) / processes
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
@@ -340,7 +388,13 @@ def main() -> int:
                 f"{r['inputs_per_second']:.0f} inputs/s ({r['requests_per_second']:.0f} req/s), "
                 f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, mean batch "
                 f"{r['mean_batch']:.1f}, forward busy {r['forward_busy']:.0%}, errors "
-                f"{r['errors']}, load generator {r['client_cpu_cores']:.2f} cores; "
+                f"{r['errors']}, load generator {r['client_cpu_cores']:.2f} cores"
+                + (
+                    f", connections per process {r['connections_per_process']}"
+                    if r.get("connections_per_process")
+                    else ""
+                )
+                + "; "
                 f"/ in-process = {ratio:.2f}"
                 + (" (goal >= 0.7)" if name.startswith("micro_batching") else "")
             )

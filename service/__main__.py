@@ -8,13 +8,17 @@ stops the start with ``error: ...`` naming it (exit code 2).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from service.metrics import MULTIPROCESS_ENV
 from service.settings import SettingsError, add_arguments, settings_from
 
 SETTINGS_ENV = "PAUC_SERVICE_SETTINGS_JSON"  # the parent's checked settings, for --workers N
@@ -48,25 +52,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from service.app import create_app
 
-    if settings.workers > 1:
-        # uvicorn starts each worker from an import string: the checked settings travel in
-        # the environment, and every worker builds the same app from them
-        os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
-        app: Any = "service.__main__:app_from_environment"
-    else:
-        app = create_app(settings)
-    uvicorn.run(
-        app,
-        factory=settings.workers > 1,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,  # the service writes its own, with the request id (middleware.py)
-        timeout_keep_alive=settings.keep_alive_s,
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        log_config=None,  # keep the logging configured above
-    )
+    with contextlib.ExitStack() as stack:
+        if settings.workers > 1:
+            # one /metrics over all the processes (service/metrics.py), through files in a
+            # directory of this server's own; set before the workers are spawned
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="pauc-metrics-"))
+            os.environ[MULTIPROCESS_ENV] = metrics_dir
+            if settings.nemd_jobs_dir is None:  # any process answers for any job (jobs.py)
+                jobs_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="pauc-jobs-"))
+                settings = settings.model_copy(update={"nemd_jobs_dir": Path(jobs_dir)})
+            # uvicorn starts each worker from an import string: the checked settings travel in
+            # the environment, and every worker builds the same app from them
+            os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
+            app: Any = "service.__main__:app_from_environment"
+        else:
+            app = create_app(settings)
+        uvicorn.run(
+            app,
+            factory=settings.workers > 1,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,  # the service writes its own, with the request id (middleware.py)
+            timeout_keep_alive=settings.keep_alive_s,
+            h11_max_incomplete_event_size=settings.max_header_bytes,
+            log_config=None,  # keep the logging configured above
+        )
     return 0
 
 

@@ -7,6 +7,19 @@ the GIL, so ``/embed`` stays responsive while a job runs. At most ``nemd_max_pen
 are queued or running (``POST /nemd`` answers 429 beyond that) and the last
 ``nemd_keep_jobs`` finished ones are kept. Jobs live in memory: a restart forgets them.
 
+**Several processes.** A server of several processes (uvicorn ``--workers N``, Serve replicas)
+hands each request to any one of them, so a job posted to one process may be polled on
+another. With ``shared_dir`` (``--nemd-jobs-dir``) a job is still run by the process that took
+it, which also writes the job's state to ``DIR/ID.json`` (and its figure to ``DIR/ID.png``)
+whenever it changes, atomically (write, then rename); every process answers ``GET`` from there
+for jobs it does not run. ``DELETE`` from another process leaves ``DIR/ID.cancel``, which the
+running process's check sees at the next stage boundary. ``nemd_max_pending`` and
+``nemd_keep_jobs`` count the jobs of all processes, under a lock file. A job whose process died
+before finishing (its record names host and pid) reads as failed. Hand-written because the
+state of a job is a few small files that one machine's processes share; across nodes the
+folder must be on a shared filesystem, where the lock and the liveness check, both per host,
+are best effort.
+
 A job stops early, and says so in ``error``, when it is cancelled (``DELETE /nemd/{id}``) or runs
 past ``nemd_time_limit_s``: its work calls :meth:`NemdJob.check` between stages (each chunk of
 the embedding, the clustering, each clustering's NEMD), so it stops at the next stage boundary;
@@ -16,14 +29,21 @@ the up-front cost limits of ``POST /nemd`` keep short.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
+import os
 import re
+import socket
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from service.errors import ApiError
@@ -72,11 +92,17 @@ class NemdJob:
     result: dict[str, Any] | None = None
     plot_png: bytes | None = field(default=None, repr=False)
     time_limit_s: float | None = None
+    # the process that runs it ({"host", "pid"}), for jobs shared between processes
+    owner: dict[str, Any] | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
+    # another process asks this job to stop by creating this file (shared stores)
+    cancel_file: Path | None = field(default=None, repr=False)
 
     def check(self) -> None:
         """Raises :class:`JobStopped` when the job was cancelled or is past its time limit."""
-        if self.cancel_requested.is_set():
+        if self.cancel_requested.is_set() or (
+            self.cancel_file is not None and self.cancel_file.exists()
+        ):
             raise JobStopped(CANCELLED, "cancelled by DELETE /nemd/{id}")
         if (
             self.time_limit_s is not None
@@ -111,8 +137,53 @@ class NemdJob:
         return out
 
 
+# the fields of a job's record in a shared folder (its state; not the figure, not the events)
+_RECORD_FIELDS = (
+    "id",
+    "model",
+    "source",
+    "settings",
+    "status",
+    "created",
+    "started",
+    "finished",
+    "error",
+    "result",
+    "time_limit_s",
+    "owner",
+)
+HOST = socket.gethostname()
+
+
+def _alive(owner: dict[str, Any] | None) -> bool:
+    """Whether the process that runs a job is alive (unknowable on another host: assumed)."""
+    if not owner or owner.get("host") != HOST:
+        return True
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, KeyError, TypeError):
+        return True
+    return True
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never a part (write, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 class JobStore:
-    """The jobs of one app and the pool that runs them."""
+    """The jobs of one app and the pool that runs them; with ``shared_dir``, also the jobs of
+    the server's other processes (the module's docstring)."""
 
     def __init__(
         self,
@@ -121,17 +192,21 @@ class JobStore:
         keep: int,
         metrics: ServiceMetrics,
         time_limit_s: float | None = None,
+        shared_dir: Path | None = None,
     ):
         self.time_limit_s = time_limit_s
         self.workers = workers
         self.max_pending = max_pending
         self.keep = keep
         self.metrics = metrics
+        self.shared_dir = None if shared_dir is None else Path(shared_dir)
         self._jobs: dict[str, NemdJob] = {}
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
+        if self.shared_dir is not None:
+            self.shared_dir.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="nemd-job")
 
     def shutdown(self) -> None:
@@ -144,11 +219,14 @@ class JobStore:
         if not JOB_ID_PATTERN.fullmatch(job_id):
             return None
         with self._lock:
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+        if job is None and self.shared_dir is not None:
+            job = self._read(job_id)  # another process's job
+        return job
 
     def pending(self) -> int:
-        with self._lock:
-            return sum(job.status in (QUEUED, RUNNING) for job in self._jobs.values())
+        with self._lock, self._shared_lock():
+            return self._unfinished()
 
     def submit(
         self, model: str, source: dict[str, Any], settings: dict[str, Any], work: Work
@@ -163,8 +241,11 @@ class JobStore:
             settings=settings,
             time_limit_s=self.time_limit_s,
         )
-        with self._lock:
-            unfinished = sum(j.status in (QUEUED, RUNNING) for j in self._jobs.values())
+        if self.shared_dir is not None:
+            job.owner = {"host": HOST, "pid": os.getpid()}
+            job.cancel_file = self.shared_dir / f"{job.id}.cancel"
+        with self._lock, self._shared_lock():
+            unfinished = self._unfinished()
             if unfinished >= self.max_pending:
                 raise ApiError(
                     429,
@@ -173,6 +254,7 @@ class JobStore:
                     headers={"Retry-After": "5"},
                 )
             self._jobs[job.id] = job
+            self._publish(job, QUEUED)
             self._evict()
         self.metrics.jobs_queued.inc()
         self._executor.submit(self._run, job, work)
@@ -183,21 +265,97 @@ class JobStore:
         """Asks ``job`` to stop: a queued job is cancelled at once, a running one at its next
         stage boundary; a finished job is left as it is."""
         job.cancel_requested.set()
+        if job.id not in self._jobs and job.cancel_file is not None:  # another process's
+            with contextlib.suppress(FileNotFoundError):  # its records were just evicted
+                job.cancel_file.touch()
         logger.info("NEMD job %s: cancel requested (%s)", job.id, job.status)
+        return job
+
+    # -- the jobs of all processes (a shared folder) ----------------------------------------
+
+    @contextlib.contextmanager
+    def _shared_lock(self) -> Iterator[None]:
+        """The server's processes count and evict jobs one at a time (an exclusive lock on
+        ``DIR/.lock``); nothing without a shared folder."""
+        if self.shared_dir is None:
+            yield
+            return
+        with open(self.shared_dir / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _records(self) -> list[NemdJob]:
+        assert self.shared_dir is not None
+        jobs = []
+        for path in self.shared_dir.glob("*.json"):
+            job = self._read(path.stem, with_plot=False)
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
+    def _unfinished(self) -> int:
+        jobs = self._jobs.values() if self.shared_dir is None else self._records()
+        return sum(job.status in (QUEUED, RUNNING) for job in jobs)
+
+    def _publish(self, job: NemdJob, status: str) -> None:
+        """Writes ``job``'s state with ``status`` (and, when done, its figure first) to the
+        shared folder; called before ``job.status`` changes in memory, so the other
+        processes never see a job behind what this one answers."""
+        if self.shared_dir is None:
+            return
+        if status == DONE and job.plot_png is not None:
+            _write_atomic(self.shared_dir / f"{job.id}.png", job.plot_png)
+        record = {name: getattr(job, name) for name in _RECORD_FIELDS}
+        record["status"] = status
+        _write_atomic(self.shared_dir / f"{job.id}.json", json.dumps(record).encode())
+
+    def _read(self, job_id: str, with_plot: bool = True) -> NemdJob | None:
+        """A job from its record in the shared folder; ``None`` when there is none."""
+        assert self.shared_dir is not None
+        path = self.shared_dir / f"{job_id}.json"
+        try:
+            record = json.loads(path.read_bytes())
+            job = NemdJob(**{name: record[name] for name in _RECORD_FIELDS})
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("NEMD job record %s unreadable: %s", path, exc)
+            return None
+        job.cancel_file = self.shared_dir / f"{job_id}.cancel"
+        if job.status not in FINISHED and not _alive(job.owner):
+            job.status, job.finished = FAILED, job.finished or time.time()
+            job.error = "the server process that ran it exited before it finished"
+        if with_plot and job.status == DONE:
+            with contextlib.suppress(FileNotFoundError):
+                job.plot_png = (self.shared_dir / f"{job_id}.png").read_bytes()
         return job
 
     def _evict(self) -> None:
         finished = [j for j in self._jobs.values() if j.status in FINISHED]
         for job in finished[: max(0, len(finished) - self.keep)]:
             del self._jobs[job.id]
+        if self.shared_dir is None:
+            return
+        done = sorted(
+            (j for j in self._records() if j.status in FINISHED), key=lambda j: j.finished or 0
+        )
+        for job in done[: max(0, len(done) - self.keep)]:
+            self._jobs.pop(job.id, None)
+            for suffix in (".json", ".png", ".cancel"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.shared_dir / f"{job.id}{suffix}").unlink()
 
     def _run(self, job: NemdJob, work: Work) -> None:
         self.metrics.jobs_queued.dec()
         self.metrics.jobs_running.inc()
         job.started = time.time()
-        job.status = RUNNING
         status = FAILED
         try:
+            self._publish(job, RUNNING)
+            job.status = RUNNING
             job.check()  # cancelled while it was queued
             job.result, job.plot_png = work(job.check)
             status = DONE
@@ -209,9 +367,17 @@ class JobStore:
             logger.warning("NEMD job %s failed: %s", job.id, job.error, exc_info=True)
         finally:
             job.finished = time.time()
-            job.status = status  # last, so a reader that sees "done" sees everything else
-            self.metrics.jobs_running.dec()
-            self.metrics.jobs_finished.labels(status).inc()
-            with self._lock:
+            with self._lock, self._shared_lock():
+                shared = self.shared_dir is not None
+                try:
+                    self._publish(job, status)
+                except OSError:  # this process still answers for it; the others cannot
+                    shared = False
+                    logger.warning("NEMD job %s: state not shared", job.id, exc_info=True)
+                self.metrics.jobs_running.dec()
+                self.metrics.jobs_finished.labels(status).inc()
+                job.status = status  # last, so a reader that sees "done" sees everything else
+                if shared:  # finished: the folder answers for it, in every process alike
+                    del self._jobs[job.id]
                 self._evict()
         logger.info("NEMD job %s %s in %.2fs", job.id, status, job.finished - job.started)

@@ -18,6 +18,9 @@ What differs in a replica, and why:
   requests (``batch_size_fn``), so ``max_batch`` means the same as under uvicorn. The uvicorn
   mode keeps its own :class:`~service.batching.MicroBatcher`: Serve's batching exists only
   inside a Serve replica, and the one-machine default should not need Ray.
+- **NEMD jobs** are shared by the replicas through ``--nemd-jobs-dir`` (default: a folder per
+  node and port under the temporary directory, enough for replicas on one node; across nodes
+  name a folder on a shared filesystem), so any replica answers for any job.
 - **Metrics** at ``/metrics`` are the answering replica's own; Ray's metrics agent exports
   Serve's per-deployment metrics for the whole cluster.
 """
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +41,14 @@ import numpy as np
 from service.batching import check_batching
 from service.settings import ServiceSettings
 
-__all__ = ["APP_NAME", "ServeBatcher", "app_builder", "build_application", "deployment_options"]
+__all__ = [
+    "APP_NAME",
+    "ServeBatcher",
+    "app_builder",
+    "build_application",
+    "deployment_options",
+    "replica_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -140,13 +152,24 @@ def deployment_options(settings: ServiceSettings) -> dict[str, Any]:
     return options
 
 
+def replica_settings(settings: ServiceSettings) -> ServiceSettings:
+    """What the replicas run with: ``settings``, plus a folder to share NEMD jobs through when
+    there may be several replicas and none was named (one per node and port under the
+    temporary directory: replicas on one node see each other's jobs; across nodes the user
+    names a folder on a shared filesystem)."""
+    if settings.nemd_jobs_dir is not None or settings.replica_range[1] == 1:
+        return settings
+    shared = Path(tempfile.gettempdir()) / f"{APP_NAME}-nemd-jobs-{settings.port}"
+    return settings.model_copy(update={"nemd_jobs_dir": shared})
+
+
 def build_application(settings: ServiceSettings):
     """The Serve application (``serve.run`` it): :func:`create_app` in every replica, models
     multiplexed per replica, batches by :class:`ServeBatcher`."""
     from ray import serve
 
     # the settings travel to the replicas as plain values and are validated again there
-    values = settings.model_dump(mode="json")
+    values = replica_settings(settings).model_dump(mode="json")
     max_models = settings.max_models_per_replica
 
     @serve.deployment(**deployment_options(settings))

@@ -64,6 +64,11 @@ class ServiceSettings(BaseSettings):
             clusterings (prototype pairs x points per prototype squared); checked up front.
         nemd_max_clusters: K of a clustering at most.
         nemd_max_matrix: K at most for a job that returns its K x K matrix (``matrix: true``).
+        nemd_jobs_dir: a folder through which the processes of one server (uvicorn workers,
+            Serve replicas) share their NEMD jobs, so any of them answers ``GET`` and
+            ``DELETE /nemd/{id}`` (:mod:`service.jobs`). Unset: ``--workers N`` makes a fresh
+            one for its lifetime, Serve replicas use one per node; across nodes give a
+            folder on a shared filesystem.
         discovery_depth: how deep under ``models`` run folders are looked for.
         device: where the encoders run: ``auto`` (a GPU when torch sees one, else the CPU),
             ``cpu``, ``cuda`` or ``cuda:N``; a GPU asked for and not visible stops the start.
@@ -136,6 +141,11 @@ class ServiceSettings(BaseSettings):
     nemd_max_clusters: int = Field(5000, ge=2, description="K of a NEMD clustering at most")
     nemd_max_matrix: int = Field(
         500, ge=2, description="K at most for a NEMD job returning its K x K matrix"
+    )
+    nemd_jobs_dir: Path | None = Field(
+        None,
+        description="a folder the server's processes share NEMD jobs through (default: none "
+        "for one process, a fresh one for --workers N, a node-local one for Serve replicas)",
     )
     discovery_depth: int = Field(
         4, ge=1, description="folder levels under --models searched for runs"
@@ -236,6 +246,7 @@ class ServiceSettings(BaseSettings):
         """The settings without the API key (for logs)."""
         out = self.model_dump(exclude={"api_key"})
         out["models"] = str(self.models)
+        out["nemd_jobs_dir"] = None if self.nemd_jobs_dir is None else str(self.nemd_jobs_dir)
         out["api_key"] = "set" if self.api_key else None
         return out
 

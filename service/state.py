@@ -64,6 +64,7 @@ class ServiceState:
             settings.nemd_keep_jobs,
             self.metrics,
             time_limit_s=settings.nemd_time_limit_s,
+            shared_dir=settings.nemd_jobs_dir,
         )
         self.ready = False
         self.load_error: str | None = None
@@ -94,6 +95,7 @@ class ServiceState:
             self.load_error = f"{type(exc).__name__}: {exc}"
             return
         self.metrics.models_loaded.set(len(self.registry.models))
+        self.metrics.ready.set(1)
         self.ready = True
 
     async def stop(self) -> None:
@@ -106,6 +108,7 @@ class ServiceState:
         if self._forward_executor is not None:
             self._forward_executor.shutdown(wait=False, cancel_futures=True)
             self._forward_executor = None
+        self.metrics.close()
 
     @property
     def lazy(self) -> bool:

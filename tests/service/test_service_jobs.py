@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -131,6 +134,105 @@ def test_a_job_past_its_time_limit_stops_and_says_so():
 def test_unknown_and_malformed_ids(store):
     assert store.get("0" * 32) is None
     assert store.get("../../etc/passwd") is None
+
+
+@pytest.fixture
+def two_processes(tmp_path):
+    """Two stores sharing one folder, as two worker processes of one server do."""
+    stores = [
+        JobStore(1, max_pending=2, keep=2, metrics=ServiceMetrics(), shared_dir=tmp_path / "jobs")
+        for _ in range(2)
+    ]
+    for store in stores:
+        store.start()
+    yield stores
+    for store in stores:
+        store.shutdown()
+
+
+def test_another_process_sees_a_job_through_the_shared_folder(two_processes):
+    mine, other = two_processes
+    release = threading.Event()
+
+    def work(check):
+        release.wait(10)
+        return {"reports": [{"nemd": 0.5}]}, PNG_SIGNATURE + b"figure"
+
+    job = mine.submit("m", {"kind": "inputs", "count": 3}, {"seed": 0}, work)
+    wait_for(job, ("running",))
+    seen = other.get(job.id)
+    assert seen is not job and seen.status == "running" and seen.view()["model"] == "m"
+    assert other.pending() == 1 and mine.pending() == 1
+    release.set()
+    wait_for(job)
+    seen = other.get(job.id)
+    assert seen.view() == job.view()  # the same answer from either process
+    assert seen.plot_png == PNG_SIGNATURE + b"figure"
+    assert other.get("0" * 32) is None and other.get("../" + job.id) is None
+
+
+def test_a_cancel_from_another_process_stops_the_job(two_processes):
+    mine, other = two_processes
+    started = threading.Event()
+
+    def work(check):
+        started.set()
+        while True:
+            check()
+            time.sleep(0.005)
+
+    job = mine.submit("m", {}, {}, work)
+    assert started.wait(10)
+    other.cancel(other.get(job.id))
+    assert wait_for(job).status == "cancelled" and "cancelled" in job.error
+    assert other.get(job.id).status == "cancelled"
+
+
+def test_limits_count_the_jobs_of_every_process(two_processes):
+    mine, other = two_processes
+    release = threading.Event()
+
+    def work(check):
+        release.wait(10)
+        return {}, PNG_SIGNATURE
+
+    first = mine.submit("m", {}, {}, work)
+    second = other.submit("m", {}, {}, work)
+    with pytest.raises(ApiError) as refused:  # two unfinished, one in each process
+        mine.submit("m", {}, {}, work)
+    assert refused.value.status == 429
+    release.set()
+    wait_for(first), wait_for(second)
+    later = [wait_for(store.submit("m", {}, {}, work)) for store in (mine, other)]
+    # keep=2 over both processes: the two oldest are gone from the folder and from memory
+    assert mine.get(first.id) is None and other.get(second.id) is None
+    assert all(store.get(job.id) is not None for store in (mine, other) for job in later)
+    assert sorted(p.name for p in (mine.shared_dir).glob("*.json")) == sorted(
+        f"{job.id}.json" for job in later
+    )
+
+
+def test_a_job_whose_process_died_reads_as_failed(two_processes, tmp_path):
+    mine, other = two_processes
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    release = threading.Event()
+
+    def work(check):
+        release.wait(10)
+        return {}, PNG_SIGNATURE
+
+    job = mine.submit("m", {}, {}, work)
+    wait_for(job, ("running",))
+    record = mine.shared_dir / f"{job.id}.json"
+    state = json.loads(record.read_text())
+    state["owner"]["pid"] = gone.pid  # as if the process that runs it had exited
+    record.write_text(json.dumps(state))
+    seen = other.get(job.id)
+    assert seen.status == "failed" and "exited" in seen.error
+    assert other.pending() == 0  # it no longer holds a place
+    release.set()
+    wait_for(job)
 
 
 def test_run_nemd_reports_like_the_cli_for_each_k(storage_root):

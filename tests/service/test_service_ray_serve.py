@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from service_storage import BROKEN_ID, IMAGE_ID, VECTOR_ID, digit_images, png_b64
 
-from service.ray_serve import APP_NAME, build_application, deployment_options
+from service.ray_serve import (
+    APP_NAME,
+    build_application,
+    deployment_options,
+    replica_settings,
+)
 from service.settings import settings_from
 
 
@@ -27,6 +34,16 @@ def test_deployment_options_fixed_or_autoscaling(tmp_path):
     assert scaled["autoscaling_config"]["min_replicas"] == 1
     assert scaled["autoscaling_config"]["max_replicas"] == 4
     assert scaled["ray_actor_options"] == {"num_cpus": 2.0, "num_gpus": 1.0}
+
+
+def test_replicas_share_nemd_jobs_when_there_may_be_several(tmp_path):
+    one = settings_from(models=tmp_path, replicas="1")
+    assert replica_settings(one).nemd_jobs_dir is None  # one replica keeps its jobs in memory
+    for replicas in ("2", "1:4"):
+        shared = replica_settings(settings_from(models=tmp_path, replicas=replicas, port=8123))
+        assert shared.nemd_jobs_dir == Path(tempfile.gettempdir()) / "pauc-service-nemd-jobs-8123"
+    named = settings_from(models=tmp_path, replicas="2", nemd_jobs_dir=tmp_path / "jobs")
+    assert replica_settings(named).nemd_jobs_dir == tmp_path / "jobs"
 
 
 @pytest.mark.parametrize("replicas", ["0", "3:2", "x"])
