@@ -107,93 +107,84 @@ def test_slow_bodies_big_headers_and_disconnects(server):
     assert "Traceback" not in text and "ERROR" not in text, text[-3000:]
 
 
-def test_two_uvicorn_worker_processes_answer_alike(storage_root, tmp_path):
-    images = [png_b64(i) for i in digit_images(3)]
-    with serving(storage_root, tmp_path, "--workers", "2") as (client, process, log):
-        answers = [
-            client.post("/embed", json={"model": IMAGE_ID, "inputs": images}) for _ in range(6)
-        ]
-        assert all(a.status_code == 200 for a in answers)
-        assert all(a.json()["embeddings"] == answers[0].json()["embeddings"] for a in answers)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-    text = log.read_text()
-    assert text.count("Started server process") == 2, text  # one line per worker process
-
-
 def _metric_value(text: str, sample: str) -> float:
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(sample)]
     assert len(values) == 1, (sample, text)
     return values[0]
 
 
-def test_metrics_of_worker_processes_are_one_exposition(storage_root, tmp_path):
-    """With ``--workers 2`` every scrape, whichever process answers, counts every process's
-    requests (prometheus_client's multiprocess mode in a directory the server removes)."""
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+FRESH = {"Connection": "close"}  # a new connection: the kernel hands it to either process
+
+
+def _embeddings_alike(client) -> None:
     images = [png_b64(i) for i in digit_images(2)]
-    server = serving(storage_root, tmp_path, "--workers", "2", env={"TMPDIR": str(scratch)})
-    with server as (client, process, _):
-        # a new connection per request, so both processes answer (the kernel picks one for
-        # each accepted connection); /readyz said ready: both processes are
-        fresh = {"Connection": "close"}
-        assert client.get("/readyz", headers=fresh).json()["processes"] == {"ready": 2, "of": 2}
-        for _ in range(12):
-            answer = client.post(
-                "/embed", json={"model": IMAGE_ID, "inputs": images}, headers=fresh
-            )
-            assert answer.status_code == 200, answer.text
-        (metrics_dir,) = scratch.glob("pauc-metrics-*")
-        pids = {path.stem.rsplit("_", 1)[-1] for path in metrics_dir.glob("*.db")}
-        assert len(pids) == 2, sorted(metrics_dir.iterdir())  # both processes write there
-        # a request is counted just after its response is sent: let the last one land
-        done = 'pauc_http_requests_total{method="POST",route="/embed",status="2xx"}'
-        deadline = time.monotonic() + 10
-        while _metric_value(client.get("/metrics", headers=fresh).text, done) < 12:
-            assert time.monotonic() < deadline, "the requests were not all counted"
-            time.sleep(0.05)
-        for _ in range(6):
-            text = client.get("/metrics", headers=fresh).text
-            assert _metric_value(text, done) == 12
-            assert _metric_value(text, "pauc_embed_batch_size_sum") == 24  # inputs, summed
-            assert _metric_value(text, "pauc_models_loaded") == 2  # the largest, not a sum
-            assert _metric_value(text, "pauc_ready") == 2  # ready processes
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-    assert not list(scratch.glob("pauc-metrics-*"))  # removed with the server
+    answers = [
+        client.post("/embed", json={"model": IMAGE_ID, "inputs": images}, headers=FRESH)
+        for _ in range(12)
+    ]
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert all(a.json()["embeddings"] == answers[0].json()["embeddings"] for a in answers)
 
 
-def test_any_worker_process_answers_for_any_nemd_job(storage_root, tmp_path):
-    """A job posted to one of two processes is polled, cancelled and fetched through new
+def _one_exposition(client, metrics_dir) -> None:
+    """Every scrape, whichever process answers, counts both processes' requests."""
+    pids = {path.stem.rsplit("_", 1)[-1] for path in metrics_dir.glob("*.db")}
+    assert len(pids) == 2, sorted(metrics_dir.iterdir())  # both processes write there
+    # a request is counted just after its response is sent: let the last one land
+    done = 'pauc_http_requests_total{method="POST",route="/embed",status="2xx"}'
+    deadline = time.monotonic() + 10
+    while _metric_value(client.get("/metrics", headers=FRESH).text, done) < 12:
+        assert time.monotonic() < deadline, "the requests were not all counted"
+        time.sleep(0.05)
+    for _ in range(6):
+        text = client.get("/metrics", headers=FRESH).text
+        assert _metric_value(text, done) == 12
+        assert _metric_value(text, "pauc_embed_batch_size_sum") == 24  # inputs, summed
+        assert _metric_value(text, "pauc_models_loaded") == 2  # the largest, not a sum
+        assert _metric_value(text, "pauc_ready") == 2  # ready processes
+
+
+def _nemd_job_anywhere(client, jobs_dir) -> None:
+    """A job posted to one process is polled, fetched and refused a cancel through new
     connections (either process answers each): never a 404 (service/jobs.py)."""
-    scratch = tmp_path / "tmp"
+    job = {"model": VECTOR_ID, "dataset": "blobs", "num_clusters": [4]}
+    started = client.post("/nemd", json=job, headers=FRESH)
+    assert started.status_code == 202
+    url = started.headers["location"]
+    deadline = time.monotonic() + 60
+    while True:
+        polled = client.get(url, headers=FRESH)
+        assert polled.status_code == 200, polled.text
+        if polled.json()["status"] not in ("queued", "running"):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    body = polled.json()
+    assert body["status"] == "done" and body["reports"][0]["num_clusters"] == 4
+    assert all(client.get(url, headers=FRESH).json() == body for _ in range(8))
+    plots = [client.get(body["plot"], headers=FRESH) for _ in range(8)]
+    assert all(p.status_code == 200 and p.content == plots[0].content for p in plots)
+    assert client.delete(url, headers=FRESH).status_code == 409  # finished, in either process
+    assert (jobs_dir / f"{body['id']}.json").is_file()
+
+
+def test_two_uvicorn_worker_processes_answer_as_one_server(storage_root, tmp_path):
+    """``--workers 2``: the same embeddings from either process, one ``/metrics`` over both
+    (prometheus_client's multiprocess mode), NEMD jobs any process answers for, and the
+    server's folders for both removed when it stops."""
+    scratch = tmp_path / "tmp"  # the server's temporary folders go here
     scratch.mkdir()
-    fresh = {"Connection": "close"}
     server = serving(storage_root, tmp_path, "--workers", "2", env={"TMPDIR": str(scratch)})
-    with server as (client, process, _):
-        job = {"model": VECTOR_ID, "dataset": "blobs", "num_clusters": [4]}
-        started = client.post("/nemd", json=job, headers=fresh)
-        assert started.status_code == 202
-        url = started.headers["location"]
-        deadline = time.monotonic() + 60
-        while True:
-            polled = client.get(url, headers=fresh)
-            assert polled.status_code == 200, polled.text
-            if polled.json()["status"] not in ("queued", "running"):
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        body = polled.json()
-        assert body["status"] == "done" and body["reports"][0]["num_clusters"] == 4
-        answers = [client.get(url, headers=fresh).json() for _ in range(8)]
-        assert all(answer == body for answer in answers)
-        plots = [client.get(body["plot"], headers=fresh) for _ in range(8)]
-        assert all(p.status_code == 200 and p.content == plots[0].content for p in plots)
-        again = client.delete(url, headers=fresh)
-        assert again.status_code == 409  # finished, whichever process answers
+    with server as (client, process, log):
+        # /readyz said ready (serving() waited for it): both processes are
+        assert client.get("/readyz", headers=FRESH).json()["processes"] == {"ready": 2, "of": 2}
+        _embeddings_alike(client)
+        (metrics_dir,) = scratch.glob("pauc-metrics-*")
+        _one_exposition(client, metrics_dir)
         (jobs_dir,) = scratch.glob("pauc-jobs-*")
-        assert (jobs_dir / f"{body['id']}.json").is_file()
+        _nemd_job_anywhere(client, jobs_dir)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
-    assert not list(scratch.glob("pauc-jobs-*"))
+    text = log.read_text()
+    assert text.count("Started server process") == 2, text  # one line per worker process
+    assert not list(scratch.glob("pauc-*"))  # both folders removed with the server
