@@ -150,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--search", choices=("random", "optuna"), default="random")
     search.add_argument("--scheduler", choices=("asha", "fifo"), default="asha")
-    search.add_argument("--grace-period", type=int, default=None, help="ASHA (default epochs/4)")
+    search.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        help="ASHA: epochs before a trial may stop (default: epochs/4, and at least "
+        "loss.warmup_epochs + 2 when the prototype terms are swept)",
+    )
     search.add_argument("--reduction-factor", type=float, default=2.0, help="ASHA")
     search.add_argument(
         "--max-concurrent", type=int, default=None, help="cap on trials at once (planned)"
@@ -219,6 +225,25 @@ def check_sweep(config: TrainConfig, space: SearchSpace) -> None:
             f"prototype terms ({', '.join(prototype)}) would never start; lower it, e.g. "
             f"--set loss.warmup_epochs={max(1, config.epochs // 5)}"
         )
+
+
+def grace_period_for(config: TrainConfig, space: SearchSpace, given: int | None) -> int:
+    """ASHA's grace period: ``given``, else a quarter of the epochs; when the space varies the
+    prototype terms' parameters, past their warm-up (``loss.warmup_epochs`` epochs of InfoNCE
+    alone, where alpha, beta, gamma, t, s and rho change nothing): a trial stopped at a rung
+    inside the warm-up would be judged on its temperature and learning rate alone."""
+    varying = {p.name for p in space.params if p.distribution != "fixed"}
+    prototype = sorted(varying & set(PROTOTYPE_PARAMS))
+    warmup = config.loss.warmup_epochs if prototype else 0
+    if given is None:  # at least two epochs with the terms on before the first rung
+        return max(1, min(config.epochs, max(config.epochs // 4, warmup + 2)))
+    if given <= warmup:
+        raise SweepError(
+            f"--grace-period {given} <= loss.warmup_epochs {warmup}: ASHA would stop trials "
+            f"before the prototype terms ({', '.join(prototype)}) start; use at least "
+            f"{warmup + 1}"
+        )
+    return given
 
 
 def _check_dataset(config: TrainConfig, objective: Objective) -> None:
@@ -451,7 +476,7 @@ def prepare_sweep(args: argparse.Namespace) -> tuple[Path, TrialSettings, SweepO
         num_samples=args.num_samples,
         search=args.search,
         scheduler=args.scheduler,
-        grace_period=args.grace_period or max(1, config.epochs // 4),
+        grace_period=grace_period_for(config, space, args.grace_period),
         reduction_factor=args.reduction_factor,
         seed=args.seed,
         defaults_trial=args.defaults_trial,

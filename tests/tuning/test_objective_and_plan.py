@@ -73,3 +73,24 @@ def test_plan_round_trip_and_bad_workers():
     assert TrialPlan.from_dict(plan.to_dict()) == plan
     with pytest.raises(ValueError, match="--workers"):
         plan_trials({"CPU": 16.0}, workers="0")
+
+
+def test_asha_grace_period_starts_after_the_prototype_warm_up():
+    import dataclasses
+
+    from pauc_ray.train.config import TrainConfig
+    from tuning.search_space import load_space
+    from tuning.sweep import SweepError, grace_period_for
+
+    config = TrainConfig(epochs=12, method="pauc")
+    config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, warmup_epochs=3))
+    swept = load_space(None, [])  # the default space varies alpha, beta, gamma, ...
+    assert grace_period_for(config, swept, None) == 5  # not 12 // 4 = 3: the terms start at 4
+    assert grace_period_for(config, swept, 4) == 4
+    with pytest.raises(SweepError, match="before the prototype terms"):
+        grace_period_for(config, swept, 3)
+    # sweeping the InfoNCE side only: the warm-up does not matter
+    fixed = load_space(None, [f"{n}=0.5" for n in ("alpha", "beta", "gamma", "s", "t", "rho")])
+    assert grace_period_for(config, fixed, None) == 3 and grace_period_for(config, fixed, 1) == 1
+    short = dataclasses.replace(config, epochs=4)
+    assert grace_period_for(short, swept, None) == 4  # never past the last epoch

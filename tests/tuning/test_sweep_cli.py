@@ -42,6 +42,10 @@ def test_optuna_missing_in_this_environment_too(capsys, tmp_path):
         (["--param", "rho=-0.1"], "temperature and must be > 0"),
         (["--metric", "accuracy"], "--metric 'accuracy'"),
         (["--set", "loss.warmup_epochs=5", "--epochs", "4"], "would never start"),
+        (
+            ["--set", "loss.warmup_epochs=3", "--epochs", "12", "--grace-period", "3"],
+            "before the prototype terms",
+        ),
         (["--set", "method=moco", "--set", "loss.warmup_epochs=1"], "only method pauc uses"),
         (["--set", "epochz=3"], "epochz"),
         (["--set", "nothing"], "KEY=VALUE"),
