@@ -1,7 +1,7 @@
 """``POST /embed`` (and ``/v1/embeddings``) over loopback vs the model's in-process forward.
 
     .venv/bin/python benchmarks/bench_service.py [--seconds 30] [--clients 32] [--items 1]
-        [--modes uvicorn:1 uvicorn:2 serve:1 serve:2] [--routes /embed /v1/embeddings]
+        [--modes uvicorn:1 uvicorn:2 serve:1 serve:2] [--routes /embed /v1/embeddings] [--floor]
 
 1. In-process: the served model (loaded through the service's registry, so the same
    ``EvalTransform`` + encoder + L2 normalisation) on batches of ``--max-batch`` decoded
@@ -12,6 +12,10 @@
    requests/s, p50/p99 latency, mean micro-batch (from ``/metrics``); the ratio to (1) (goal
    >= 0.7).
 3. The same with ``--max-batch 1``: batch-size-1 serving. The gain of (2) over (3).
+
+With ``--floor``, each mode's stack is also loaded with ``noop_service.py`` (the same FastAPI
+request path and JSON parsing, no image decoding, no model): the requests/s that stack allows
+on this machine with nothing to compute, the ceiling of (2) at one image per request.
 
 (2) runs once per route of ``--routes``: ``/embed`` (the service's own request shape) and/or
 ``/v1/embeddings`` (OpenAI's: ``{"model", "input": [base64 images]}``), the same images.
@@ -225,9 +229,11 @@ def serve_and_load(
     body: bytes,
     mode: str = "uvicorn:1",
     route: str = "/embed",
+    floor: bool = False,
 ) -> dict:
     """Starts ``python -m service`` in ``mode`` (``uvicorn:N`` worker processes or ``serve:N``
-    Ray Serve replicas) and loads it."""
+    Ray Serve replicas) and loads it; with ``floor``, ``noop_service.py`` in the same stack
+    instead (the same HTTP path, no decoding, no model)."""
     kind, _, count = mode.partition(":")
     if kind not in ("uvicorn", "serve") or not count.isdigit():
         raise ValueError(f"mode must be uvicorn:N or serve:N, got {mode!r}")
@@ -263,6 +269,17 @@ def serve_and_load(
         "warning",
         *extra,
     ]
+    if floor:
+        command = [
+            sys.executable,
+            str(Path(__file__).with_name("noop_service.py")),
+            "--port",
+            str(port),
+            "--stack",
+            kind,
+            "--count",
+            count,
+        ]
     server = subprocess.Popen(command, env=env)
     try:
         deadline = time.monotonic() + 180
@@ -287,7 +304,7 @@ def serve_and_load(
         )
         result["connections_per_process"] = result.pop("midway")
         # uvicorn: all processes' metrics (multiprocess mode); Serve: the answering replica's
-        metrics = asyncio.run(_http(port, "/metrics"))[1].decode()
+        metrics = "" if floor else asyncio.run(_http(port, "/metrics"))[1].decode()
         batches = _metric(metrics, "pauc_embed_batch_size_count")
         total = _metric(metrics, "pauc_embed_batch_size_sum")
         result["mean_batch"] = total / batches if batches else float("nan")
@@ -331,6 +348,12 @@ def main() -> int:
         choices=["/embed", "/v1/embeddings"],
         help="the routes each micro-batching mode is measured on",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also load noop_service.py in each mode's stack (same HTTP path and JSON, no "
+        "image decoding, no model): the most requests/s the stack allows here",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
@@ -363,9 +386,14 @@ def main() -> int:
         ]
         if "uvicorn:1" in args.modes:
             settings.append(("batch_size_1 uvicorn:1", 1, "uvicorn:1", "/embed"))
+        if args.floor:
+            settings += [(f"floor {m}", args.max_batch, m, "/embed") for m in args.modes]
         names = []
         for name, max_batch, mode, route in settings:
-            results[name] = serve_and_load(root, args, max_batch, bodies[route], mode, route)
+            floor = name.startswith("floor")
+            results[name] = serve_and_load(
+                root, args, max_batch, bodies[route], mode, route, floor=floor
+            )
             results[name]["route"] = route
             names.append(name)
         after = in_process(root, model, images, args.max_batch, base_seconds)
