@@ -222,6 +222,18 @@ def _metric(text: str, name: str) -> float:
     return float("nan")
 
 
+def stop_server(server: subprocess.Popen, grace_s: float = 90.0) -> None:
+    """SIGINT (a clean shutdown), then SIGKILL to the server's process group after
+    ``grace_s`` (logged), so one slow shutdown does not end the benchmark."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        print(f"server {server.pid} still up {grace_s:.0f} s after SIGINT: killed", flush=True)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
 def serve_and_load(
     root: Path,
     args: argparse.Namespace,
@@ -280,7 +292,9 @@ def serve_and_load(
             "--count",
             count,
         ]
-    server = subprocess.Popen(command, env=env)
+    # its own process group: a server that does not stop in time is killed with what it
+    # started (Serve's shutdown once took over a minute after a 30 s run)
+    server = subprocess.Popen(command, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         # /readyz is ready once every uvicorn worker process is (service/routes/health.py)
@@ -313,8 +327,7 @@ def serve_and_load(
         processes = int(count) if kind == "uvicorn" else 1
         result["forward_busy"] = busy / (args.seconds + args.warmup) / processes
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=60)
+        stop_server(server)
     result["inputs_per_second"] = result["requests_per_second"] * args.items
     result["max_batch"] = max_batch
     result["mode"] = mode
