@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+
+from service.ray_serve import wait_for_stop_signal
 
 app = FastAPI()
 ANSWER = json.dumps({"model": "noop", "count": 1, "embeddings": [[0.0] * 8]}).encode()
@@ -58,10 +59,7 @@ def serve_with_ray(port: int, replicas: int) -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(Noop.bind(), name="noop", route_prefix="/", blocking=False)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        wait_for_stop_signal()  # as the service's Serve mode stops
     finally:
         serve.shutdown()
         ray.shutdown()

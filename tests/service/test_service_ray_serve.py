@@ -4,7 +4,10 @@ local Ray cluster answering like the uvicorn mode."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -44,6 +47,27 @@ def test_replicas_share_nemd_jobs_when_there_may_be_several(tmp_path):
         assert shared.nemd_jobs_dir == Path(tempfile.gettempdir()) / "pauc-service-nemd-jobs-8123"
     named = settings_from(models=tmp_path, replicas="2", nemd_jobs_dir=tmp_path / "jobs")
     assert replica_settings(named).nemd_jobs_dir == tmp_path / "jobs"
+
+
+STOPPER = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell's background job inherits it
+from service.ray_serve import wait_for_stop_signal
+print("waiting", flush=True)
+print(signal.Signals(wait_for_stop_signal()).name, flush=True)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_mode_stops_on_sigint_even_if_inherited_ignored_and_on_sigterm(signum):
+    child = subprocess.Popen([sys.executable, "-c", STOPPER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "waiting"
+        child.send_signal(signum)
+        out, _ = child.communicate(timeout=20)
+    finally:
+        child.kill()
+    assert child.returncode == 0 and out.strip() == signal.Signals(signum).name
 
 
 @pytest.mark.parametrize("replicas", ["0", "3:2", "x"])
