@@ -264,8 +264,9 @@ class JobStore:
     def cancel(self, job: NemdJob) -> NemdJob:
         """Asks ``job`` to stop: a queued job is cancelled at once, a running one at its next
         stage boundary; a finished job is left as it is."""
-        job.cancel_requested.set()
-        if job.id not in self._jobs and job.cancel_file is not None:  # another process's
+        if job.id in self._jobs or job.cancel_file is None:  # this process runs it
+            job.cancel_requested.set()
+        else:  # another process's: its check() sees the file
             with contextlib.suppress(FileNotFoundError):  # its records were just evicted
                 job.cancel_file.touch()
         logger.info("NEMD job %s: cancel requested (%s)", job.id, job.status)
