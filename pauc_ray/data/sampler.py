@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["epoch_batches", "epoch_permutation", "per_worker_batch", "steps_per_epoch"]
+__all__ = [
+    "epoch_batches",
+    "epoch_permutation",
+    "per_worker_batch",
+    "steps_per_epoch",
+    "train_subset",
+]
 
 
 def epoch_permutation(num_rows: int, seed: int, epoch: int) -> np.ndarray:
@@ -56,3 +62,23 @@ def per_worker_batch(batch_size: int, world_size: int, bn_groups: int) -> int:
     ``bn_groups`` (ghost BatchNorm groups must be equal)."""
     groups = max(bn_groups, 1)
     return (batch_size // world_size) // groups * groups
+
+
+def train_subset(num_rows: int, max_rows: int | None, seed: int) -> np.ndarray | None:
+    """Sorted row positions of a seeded subset of ``max_rows`` of ``num_rows`` train rows, or
+    ``None`` when the whole split is used (``max_rows`` unset or at least ``num_rows``).
+
+    Drawn from its own stream (``(seed, "subset")``), so the subset does not move with the
+    epoch permutations, and the same on every worker and after a resume.
+
+    Example:
+        >>> train_subset(10, 4, seed=0).tolist() == sorted(train_subset(10, 4, seed=0).tolist())
+        True
+    """
+    if max_rows is None or max_rows >= num_rows:
+        return None
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    # 0x5375 ("Su"): a fixed second word keeps this stream apart from epoch_permutation's
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5375, 0]))
+    return np.sort(rng.choice(num_rows, max_rows, replace=False)).astype(np.int64)

@@ -107,6 +107,11 @@ class TrainConfig:
         mlflow_experiment: the MLflow experiment (created if missing).
         knn_k: neighbours of the kNN evaluation.
         eval_max_samples: train-split samples used as kNN memory and for NEMD (seeded).
+        train_max_samples: pretrain on a seeded subset of this many train rows (None: all);
+            for quick sweeps and smoke runs. The subset is the same for every worker, epoch
+            and resume; evaluation still reads the whole splits (``eval_max_samples``), so a
+            subset run's kNN is comparable with a full run's. Needs a split that fits the
+            object store (under 2 GiB decoded).
         loss, kmeans, nemd, augment: the nested settings. ``kmeans.concentration_mean``
             unset (``None``) follows ``loss.temperature``, as in PCL; a value given is kept.
     """
@@ -150,6 +155,7 @@ class TrainConfig:
     mlflow_experiment: str = "pauc-ray"
     knn_k: int = 20
     eval_max_samples: int = 20000
+    train_max_samples: int | None = None
     loss: LossConfig = field(default_factory=LossConfig)
     kmeans: KMeansConfig = field(  # unset concentration: follows loss.temperature
         default_factory=lambda: KMeansConfig(concentration_mean=None)
@@ -199,6 +205,10 @@ class TrainConfig:
             )
         if self.width < 1:
             raise ValueError(f"width must be >= 1, got {self.width}")
+        if self.train_max_samples is not None and self.train_max_samples < 1:
+            raise ValueError(
+                f"train_max_samples must be >= 1 or unset, got {self.train_max_samples}"
+            )
         _ = self.worker_range  # validates `workers`
 
     @property

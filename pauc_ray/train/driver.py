@@ -158,8 +158,11 @@ def describe_run(config: TrainConfig, info, num_train: int, spec: EncoderSpec, r
     model = spec.backbone + (f" (width {spec.width})" if spec.backbone == "convnet" else "")
     recipe = f", recipe {config.recipe}" if config.recipe else ""
     gpu = " + 1 GPU" if config.use_gpu else ""
+    split_rows = info.counts.get("train", num_train)
+    subset = f" of {split_rows:,}, a seeded subset" if num_train < split_rows else ""
     return (
-        f"{config.method.upper()} on {config.dataset} ({num_train:,} train rows, {info.kind}s): "
+        f"{config.method.upper()} on {config.dataset} "
+        f"({num_train:,} train rows{subset}, {info.kind}s): "
         f"{model}{recipe}, {config.epochs} epochs, batch {config.batch_size}, "
         f"{workers} worker(s) x {config.cpus_per_worker:g} CPU{gpu}\nrun folder: {run_dir}"
     )
@@ -206,9 +209,10 @@ def run_training(
     info = read_dataset_info(dataset_dir)
     total_rows = sum(info.counts.values())
     validate_dataset(dataset_dir, decode=total_rows <= FULL_DECODE_LIMIT)
-    num_train = info.counts.get("train", 0)
-    if num_train == 0:
+    split_rows = info.counts.get("train", 0)
+    if split_rows == 0:
         raise DatasetError(f"{dataset_dir}: the train split is empty")
+    num_train = min(split_rows, config.train_max_samples or split_rows)
     lo, hi = config.worker_range
     per_worker = sampler.per_worker_batch(config.batch_size, hi, config.bn_groups)
     if per_worker < 2:
@@ -256,7 +260,12 @@ def run_training(
         from ray.util.debug import log_once
 
         log_once("ray_data_progress_manager_disabled")
-    train_rows, datasets = _train_data(dataset_dir, info, num_train)
+    train_rows, datasets = _train_data(dataset_dir, info, split_rows)
+    if train_rows is None and num_train < split_rows:
+        raise ValueError(
+            f"train_max_samples needs a train split that fits the object store; "
+            f"{dataset_dir}'s streams (over {IN_MEMORY_LIMIT_BYTES >> 30} GiB decoded)"
+        )
     progress = ProgressChannel()
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -312,6 +321,7 @@ def run_training(
     summary = {
         "method": config.method,
         "dataset": config.dataset,
+        "train_rows": num_train,
         "epochs_completed": final.get("epoch", 0),
         "backbone": spec.backbone,
         "representation": config.representation,

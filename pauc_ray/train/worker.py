@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import ray
 import ray.train
 import ray.train.torch
@@ -33,6 +34,7 @@ from pauc_ray.checkpoint import read_checkpoint
 from pauc_ray.config_io import from_dict
 from pauc_ray.data import sampler
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
+from pauc_ray.data.parquet_io import SplitArrays
 from pauc_ray.data.ray_dataset import input_column, rows_from_object_store
 from pauc_ray.data.sharding import shard_bounds
 from pauc_ray.evaluation.embed import embed_arrays
@@ -244,7 +246,9 @@ class _TrainData:
     def open(cls, loop_config: dict[str, Any], run: _Run) -> _TrainData:
         num_train = loop_config["num_train"]
         if loop_config.get("train_rows") is not None:
-            rows = rows_from_object_store(loop_config["train_rows"])
+            rows = _subset(rows_from_object_store(loop_config["train_rows"]), run.config)
+            if len(rows) != num_train:
+                raise RuntimeError(f"the driver planned {num_train} train rows, got {len(rows)}")
             start, stop = shard_bounds(num_train, run.rank, run.world)
             return cls(rows, None, (rows.ids[start:stop], rows.inputs[start:stop]), num_train)
         # the share of the feature pass is read (and decoded once) when first needed
@@ -481,6 +485,15 @@ def _mlflow_session(config: TrainConfig):
         create_experiment_if_not_exists=True,
         rank_zero_only=True,
     )
+
+
+def _subset(rows: SplitArrays, config: TrainConfig) -> SplitArrays:
+    """``rows``, or the seeded subset ``train_max_samples`` asks for, renumbered ``0..M-1``
+    (the clustering actor's assignments and the feature pass index rows by id)."""
+    keep = sampler.train_subset(len(rows), config.train_max_samples, config.seed)
+    if keep is None:
+        return rows
+    return SplitArrays(np.arange(len(keep), dtype=np.int64), rows.inputs[keep], rows.labels[keep])
 
 
 def _memory_batches(rows, seed: int, epoch: int, rank: int, world: int, batch_size: int):

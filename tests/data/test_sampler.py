@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from pauc_ray.data.sampler import epoch_batches, epoch_permutation, steps_per_epoch
+from pauc_ray.data.sampler import epoch_batches, epoch_permutation, steps_per_epoch, train_subset
 
 
 def all_ranks(num_rows, epoch, world, batch, seed=0):
@@ -69,3 +69,16 @@ def test_bad_arguments_are_named():
         steps_per_epoch(10, 1, 0)
     with pytest.raises(ValueError, match="epoch"):
         epoch_permutation(10, 0, -1)
+
+
+def test_train_subset_is_seeded_sorted_unique_and_apart_from_the_epoch_order():
+    keep = train_subset(1000, 300, seed=3)
+    assert keep.dtype == np.int64 and len(keep) == 300
+    assert np.all(np.diff(keep) > 0) and 0 <= keep[0] and keep[-1] < 1000
+    np.testing.assert_array_equal(keep, train_subset(1000, 300, seed=3))
+    assert not np.array_equal(keep, train_subset(1000, 300, seed=4))
+    # not the first rows of epoch 0's permutation: the subset has its own stream
+    assert not np.array_equal(keep, np.sort(epoch_permutation(1000, 3, 0)[:300]))
+    assert train_subset(1000, None, seed=3) is None and train_subset(1000, 1000, seed=3) is None
+    with pytest.raises(ValueError, match="max_rows"):
+        train_subset(1000, 0, seed=3)

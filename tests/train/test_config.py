@@ -69,6 +69,7 @@ def test_round_trip_through_dict():
         (["--backbone", "vgg"], "backbone"),
         (["--elastic-resize-interval-s", "0"], "elastic_resize_interval_s"),
         (["--channels-last", "maybe"], "channels_last"),
+        (["--train-max-samples", "0"], "train_max_samples"),
     ],
 )
 def test_bad_values_name_the_setting(argv, message):
