@@ -7,18 +7,31 @@ from typing import Any
 from ray import tune
 
 from tuning.objective import OBJECTIVE_KEY, Objective
-from tuning.search_space import ZERO_DRAW_SUFFIX
+from tuning.search_space import ZERO_DRAW_SUFFIX, SearchSpace
 
 
 class TrialLines(tune.Callback):
     """A Tune callback (driver side): ``trial 3/24 abc123 finished: <objective> 85.1234 after 6
     epoch(s) (alpha=0.5, ...)``. Tune's own progress tables are off (``verbose=0``); its
-    loggers (``progress.csv``, ``result.json``, TensorBoard events per trial) still write."""
+    loggers (``progress.csv``, ``result.json``, TensorBoard events per trial) still write.
 
-    def __init__(self, objective: Objective, num_samples: int) -> None:
+    The values shown are the ones the trial trained with (``space.resolve``: a weight whose
+    zero draw came up is 0, not the number Tune sampled beside the draw), for the parameters
+    the space varies."""
+
+    def __init__(self, objective: Objective, num_samples: int, space: SearchSpace) -> None:
         self.objective = objective
         self.num_samples = num_samples
+        self.space = space
         self.done = 0
+
+    def trained_values(self, config: dict[str, Any]) -> dict[str, Any]:
+        varying = {p.name for p in self.space.params if p.distribution != "fixed"}
+        try:
+            values = self.space.resolve(config)
+        except KeyError:  # not a config of this space: show what Tune holds
+            values = {k: v for k, v in config.items() if not k.endswith(ZERO_DRAW_SUFFIX)}
+        return {k: v for k, v in values.items() if k in varying or k not in self.space.names}
 
     def line(self, trial: Any, status: str) -> str:
         result = trial.last_result or {}
@@ -26,8 +39,7 @@ class TrialLines(tune.Callback):
         shown = "-" if value is None else f"{value:.4f}"
         params = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in sorted((trial.config or {}).items())
-            if not k.endswith(ZERO_DRAW_SUFFIX)
+            for k, v in sorted(self.trained_values(trial.config or {}).items())
         )
         return (
             f"trial {self.done}/{self.num_samples} {trial.trial_id} {status}: "

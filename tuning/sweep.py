@@ -407,7 +407,7 @@ def run_sweep(
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             stop=stopper,
             verbose=0,  # TrialLines says one line per finished trial instead of Tune's tables
-            callbacks=[TrialLines(settings.objective, options.num_samples)],
+            callbacks=[TrialLines(settings.objective, options.num_samples, settings.space)],
         ),
     )
     return _finish(tuner.fit(), out, settings, options)
