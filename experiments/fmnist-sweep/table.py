@@ -56,7 +56,7 @@ def fmt(value, digits: int = 3) -> str:
         return ""
     if value == 0:
         return "0"
-    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits}g}"
+    return f"{value:.{digits}g}"
 
 
 def main(sweep: Path) -> None:

@@ -68,7 +68,7 @@ def train_subset(num_rows: int, max_rows: int | None, seed: int) -> np.ndarray |
     """Sorted row positions of a seeded subset of ``max_rows`` of ``num_rows`` train rows, or
     ``None`` when the whole split is used (``max_rows`` unset or at least ``num_rows``).
 
-    Drawn from its own stream (``(seed, "subset")``), so the subset does not move with the
+    Drawn from its own stream (``(seed, 0x5375, 0)``), so the subset does not move with the
     epoch permutations, and the same on every worker and after a resume.
 
     Example:

@@ -121,6 +121,12 @@ def default_run_name(config: TrainConfig) -> str:
 IN_MEMORY_LIMIT_BYTES = 2 << 30
 
 
+def fits_object_store(info, num_rows: int) -> bool:
+    """Whether ``num_rows`` decoded rows stay under ``IN_MEMORY_LIMIT_BYTES``."""
+    per_row = 4 * info.dim if info.kind == "vector" else info.channels * info.height * info.width
+    return num_rows * (per_row + 16) < IN_MEMORY_LIMIT_BYTES
+
+
 def _train_data(dataset_dir: str, info, num_train: int) -> tuple[list | None, dict]:
     """How workers get the train split: ``(train_rows, datasets)``.
 
@@ -133,8 +139,7 @@ def _train_data(dataset_dir: str, info, num_train: int) -> tuple[list | None, di
     from pauc_ray.data.ray_dataset import read_split, split_to_object_store
 
     dataset = read_split(dataset_dir, "train")
-    per_row = 4 * info.dim if info.kind == "vector" else info.channels * info.height * info.width
-    if num_train * (per_row + 16) < IN_MEMORY_LIMIT_BYTES:
+    if fits_object_store(info, num_train):
         return split_to_object_store(dataset), {}
     logger.info("train split over %d GiB decoded: streaming it", IN_MEMORY_LIMIT_BYTES >> 30)
     return None, {"train": dataset}
@@ -213,6 +218,11 @@ def run_training(
     if split_rows == 0:
         raise DatasetError(f"{dataset_dir}: the train split is empty")
     num_train = min(split_rows, config.train_max_samples or split_rows)
+    if num_train < split_rows and not fits_object_store(info, split_rows):
+        raise ValueError(
+            f"train_max_samples needs a train split that fits the object store; "
+            f"{dataset_dir}'s is over {IN_MEMORY_LIMIT_BYTES >> 30} GiB decoded and streams"
+        )
     lo, hi = config.worker_range
     per_worker = sampler.per_worker_batch(config.batch_size, hi, config.bn_groups)
     if per_worker < 2:
@@ -261,11 +271,6 @@ def run_training(
 
         log_once("ray_data_progress_manager_disabled")
     train_rows, datasets = _train_data(dataset_dir, info, split_rows)
-    if train_rows is None and num_train < split_rows:
-        raise ValueError(
-            f"train_max_samples needs a train split that fits the object store; "
-            f"{dataset_dir}'s streams (over {IN_MEMORY_LIMIT_BYTES >> 30} GiB decoded)"
-        )
     progress = ProgressChannel()
     trainer = TorchTrainer(
         train_loop_per_worker,

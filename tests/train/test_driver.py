@@ -33,3 +33,17 @@ def test_per_worker_batch_keeps_the_global_batch_and_equal_bn_groups(
     batch, world, groups, expected
 ):
     assert per_worker_batch(batch, world, groups) == expected
+
+
+def test_a_train_subset_of_a_split_that_streams_is_refused_before_ray_runs(
+    blobs_dir, tmp_path, monkeypatch
+):
+    from pauc_ray.train import driver
+    from pauc_ray.train.config import TrainConfig
+
+    monkeypatch.setattr(driver, "IN_MEMORY_LIMIT_BYTES", 1)  # every split "streams"
+    config = TrainConfig(
+        dataset=f"parquet:{blobs_dir}", storage=str(tmp_path), name="big", train_max_samples=100
+    )
+    with pytest.raises(ValueError, match="train_max_samples needs a train split that fits"):
+        driver.run_training(config)
