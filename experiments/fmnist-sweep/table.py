@@ -52,11 +52,7 @@ def rows(sweep: Path) -> list[dict]:
 
 
 def fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return ""
-    if value == 0:
-        return "0"
-    return f"{value:.{digits}g}"
+    return "" if value is None else f"{value:.{digits}g}"
 
 
 def main(sweep: Path) -> None:
