@@ -228,23 +228,28 @@ def serve_forever(settings: ServiceSettings) -> None:
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_application(settings), name=APP_NAME, route_prefix="/", blocking=False)
     lo, hi = settings.replica_range
-    logger.info(
-        "Ray Serve: %s on http://%s:%d, %s replica(s)",
-        APP_NAME,
-        settings.host,
-        settings.port,
-        lo if lo == hi else f"{lo}-{hi}",
-    )
+
+    def announce() -> None:  # once Ctrl-C and SIGTERM already stop it cleanly
+        logger.info(
+            "Ray Serve: %s on http://%s:%d, %s replica(s)",
+            APP_NAME,
+            settings.host,
+            settings.port,
+            lo if lo == hi else f"{lo}-{hi}",
+        )
+
     try:
-        signum = wait_for_stop_signal()
+        signum = wait_for_stop_signal(on_ready=announce)
         logger.info("%s: shutting Ray Serve down", signal.Signals(signum).name)
     finally:
         serve.shutdown()
         ray.shutdown()
 
 
-def wait_for_stop_signal() -> int:
-    """Blocks until SIGINT or SIGTERM arrives; returns its number.
+def wait_for_stop_signal(on_ready: Callable[[], None] | None = None) -> int:
+    """Blocks until SIGINT or SIGTERM arrives; returns its number. ``on_ready`` is called once
+    the handlers are installed: a signal that comes after it is never lost (one that came
+    before would be ignored, or end the process without ``serve.shutdown()``).
 
     The handlers are installed here rather than left to Python's ``KeyboardInterrupt``: a
     process started in the background by a shell inherits SIGINT as ignored, and Python then
@@ -261,6 +266,8 @@ def wait_for_stop_signal() -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if on_ready is not None:
+            on_ready()
         while not stop.wait(3600):  # a signal's handler runs between waits and sets it
             pass
     finally:

@@ -53,8 +53,10 @@ STOPPER = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell's background job inherits it
 from service.ray_serve import wait_for_stop_signal
-print("waiting", flush=True)
-print(signal.Signals(wait_for_stop_signal()).name, flush=True)
+# "waiting" only once the handlers are in: a signal sent earlier would be ignored (SIGINT here)
+# or kill the child (SIGTERM), which made this test fail on a busy machine
+signum = wait_for_stop_signal(on_ready=lambda: print("waiting", flush=True))
+print(signal.Signals(signum).name, flush=True)
 """
 
 
