@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pauc_ray.evaluation.splits import labelled_split
+
 
 @dataclass(frozen=True)
 class KNNResult:
@@ -43,17 +45,8 @@ def knn_classify(
         temperature: vote weight ``exp(similarity / temperature)``.
         chunk_size: test points per similarity block (bounds memory at chunk x N).
     """
-    xtr = F.normalize(torch.tensor(np.asarray(train_features), dtype=torch.float32), dim=1)
-    xte = F.normalize(torch.tensor(np.asarray(test_features), dtype=torch.float32), dim=1)
-    ytr = torch.tensor(np.asarray(train_labels), dtype=torch.long)
-    yte = torch.tensor(np.asarray(test_labels), dtype=torch.long)
-    if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
-        raise ValueError(
-            f"train_features and test_features must be (N, D) and (M, D), got "
-            f"{tuple(xtr.shape)} and {tuple(xte.shape)}"
-        )
-    if ytr.shape != (xtr.shape[0],) or yte.shape != (xte.shape[0],):
-        raise ValueError("train_labels/test_labels must have one label per feature row")
+    xtr, ytr, xte, yte = labelled_split(train_features, train_labels, test_features, test_labels)
+    xtr, xte = F.normalize(xtr, dim=1), F.normalize(xte, dim=1)
     if xtr.shape[0] == 0 or xte.shape[0] == 0:
         raise ValueError("train_features and test_features must not be empty")
     if k < 1 or temperature <= 0:

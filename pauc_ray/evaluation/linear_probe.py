@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pauc_ray.evaluation.splits import labelled_split
+
 
 @dataclass(frozen=True)
 class LinearProbeConfig:
@@ -189,17 +191,9 @@ def linear_probe(
         100.0
     """
     start = time.perf_counter()
-    xtr = torch.as_tensor(np.asarray(train_features), dtype=torch.float64)
-    xte = torch.as_tensor(np.asarray(test_features), dtype=torch.float64)
-    ytr = torch.as_tensor(np.asarray(train_labels), dtype=torch.int64)
-    yte = torch.as_tensor(np.asarray(test_labels), dtype=torch.int64)
-    if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
-        raise ValueError(
-            f"train_features and test_features must be (N, D) and (M, D), got "
-            f"{tuple(xtr.shape)} and {tuple(xte.shape)}"
-        )
-    if ytr.shape != (xtr.shape[0],) or yte.shape != (xte.shape[0],):
-        raise ValueError("train_labels/test_labels must have one label per feature row")
+    xtr, ytr, xte, yte = labelled_split(
+        train_features, train_labels, test_features, test_labels, dtype=torch.float64
+    )
     if xtr.shape[0] < 2 or xte.shape[0] == 0:
         raise ValueError("linear probe needs at least 2 train rows and 1 test row")
     if (ytr < 0).any() or (yte < 0).any():
