@@ -18,6 +18,7 @@ At the end rank 0 evaluates (kNN and its baselines, NEMD) and exports the query 
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import time
@@ -66,6 +67,11 @@ __all__ = ["FAULT_ENV", "train_loop_per_worker"]
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """One Ray Train worker's run: set up (and restore), then per epoch the prototypes, the
     training steps, the epoch's metrics (and evaluation when due), and the report."""
+    # A fatal signal (a native crash) dumps the Python stack of every thread to the worker's
+    # stderr log. Ray enables faulthandler for the faulting thread only, and the heap
+    # corruption seen in long runs (docs/results.md) aborted in threads with no Python frame:
+    # what the training thread was doing then is in the other threads' stacks.
+    faulthandler.enable(all_threads=True)
     run = _set_up(loop_config)
     data = _TrainData.open(loop_config, run)
     for epoch in range(run.start_epoch, run.config.epochs):
