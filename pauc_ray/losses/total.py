@@ -20,6 +20,7 @@ from pauc_ray.losses._validation import (
     check_assignment_range,
 )
 from pauc_ray.losses.batch_prototypes import _batch_prototypes
+from pauc_ray.losses.gather import gather_rows, world_size
 from pauc_ray.losses.info_nce import _check_instance_inputs, _instance_logits
 from pauc_ray.losses.p_align import _p_align
 from pauc_ray.losses.p_corr import _p_corr
@@ -99,32 +100,19 @@ def term_gradient_norms(output: LossOutput, q: Tensor) -> dict[str, float]:
     return norms
 
 
-def _distributed_world_size() -> int:
-    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
-        return 1
-    return torch.distributed.get_world_size()
-
-
 def _gather_batch(q: Tensor, k: Tensor, assignments: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Global batch across processes: (W*B, D) q with gradient, (W*B, D) k, (M, W*B) assignments.
 
     A no-op in one process. Every process must hold the same batch size ``B``. The backward of
-    the gradient-preserving gather sums each process's gradients for its own rows, so after
-    DDP averages the parameter gradients they are those of the global-batch loss.
+    the gather sums every process's gradients for each process's own rows, so after DDP
+    averages the parameter gradients they are those of the global-batch loss.
     """
-    world_size = _distributed_world_size()
-    if world_size == 1:
+    if world_size() == 1:
         return q, k, assignments
-    # only where torch.distributed is usable; torch's functional collective, whose backward
-    # reduce-scatters (sums) the gradients back to the rows' own processes
-    from torch.distributed._functional_collectives import all_gather_single
-
-    q_all = all_gather_single(q.contiguous(), 0, torch.distributed.group.WORLD)
-    k_parts = [torch.empty_like(k) for _ in range(world_size)]
-    torch.distributed.all_gather(k_parts, k.detach().contiguous())
-    a_parts = [torch.empty_like(assignments) for _ in range(world_size)]
-    torch.distributed.all_gather(a_parts, assignments.contiguous())
-    return q_all, torch.cat(k_parts, dim=0), torch.cat(a_parts, dim=1)
+    q_all = gather_rows(q)
+    k_all = gather_rows(k.detach())
+    assignments_all = gather_rows(assignments.t().contiguous()).t()
+    return q_all, k_all, assignments_all
 
 
 def pauc_loss(

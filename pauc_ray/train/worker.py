@@ -40,6 +40,7 @@ from pauc_ray.data.ray_dataset import input_column, rows_from_object_store
 from pauc_ray.data.sharding import shard_bounds
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
+from pauc_ray.losses.gather import gather_rows
 from pauc_ray.model.acceleration import compile_encoders, to_channels_last, use_channels_last
 from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.moco import MoCo
@@ -52,7 +53,6 @@ from pauc_ray.train.fault_injection import FAULT_ENV, maybe_inject_fault
 from pauc_ray.train.reporting import brief, report_with_checkpoint, reportable
 from pauc_ray.train.run_files import RunFiles, read_json, write_json_atomic
 from pauc_ray.train.worker_comm import (
-    all_gather,
     exchange_with_actor,
     group_token,
     load_share,
@@ -352,7 +352,7 @@ def _train_epoch(
             warmup=warmup,
             generator=run.generator,
             query_encoder=run.query_encoder,
-            gather_keys=all_gather if run.world > 1 else None,
+            gather_keys=gather_rows if run.world > 1 else None,
             gather_distributed=run.world > 1,
             # mid-epoch: at the very first step of a run the queue is still empty
             measure_gradients=stats.steps == run.steps_per_epoch // 2,

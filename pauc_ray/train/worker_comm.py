@@ -49,12 +49,6 @@ def exchange_with_actor(actor, epoch, group, rank, world, features, ids) -> Mult
     raise RuntimeError(f"could not obtain the clustering of epoch {epoch}")
 
 
-def all_gather(tensor: torch.Tensor) -> torch.Tensor:
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
-
-
 def mean_over_workers(values: list[float], device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     if dist.is_available() and dist.is_initialized():

@@ -1,0 +1,78 @@
+"""gather_rows against the obvious single-process reference, in two gloo processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import pytest
+import torch
+
+from pauc_ray.losses.gather import gather_rows, world_size
+
+WORLD = 2
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's rows (WORLD*3, 4) and every rank's weights (WORLD, WORLD*3, 4)."""
+    g = torch.Generator().manual_seed(7)
+    return torch.randn(WORLD * 3, 4, generator=g), torch.randn(WORLD, WORLD * 3, 4, generator=g)
+
+
+def _worker(rank: int, tmp_dir: str, port: int) -> None:
+    torch.set_num_threads(1)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        x, weights = _inputs()
+        mine = x[rank * 3 : (rank + 1) * 3].clone().requires_grad_()
+        gathered = gather_rows(mine)
+        # a different loss on every rank, each a function of the whole gathered batch
+        (weights[rank] * gathered**2).sum().backward()
+        plain = gather_rows(mine.detach() + rank)  # the path without gradient
+        torch.save(
+            {
+                "gathered": gathered.detach(),
+                "grad": mine.grad,
+                "plain": plain,
+                "world": world_size(),
+            },
+            f"{tmp_dir}/rank{rank}.pt",
+        )
+        torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # as in test_total: skip gloo's teardown once the results are written
+
+
+def test_one_process_gets_its_own_rows_back():
+    x = torch.randn(3, 4, requires_grad=True)
+    assert world_size() == 1 and gather_rows(x) is x
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_two_processes_gather_in_rank_order_and_get_the_summed_gradient_of_their_rows(tmp_path):
+    torch.multiprocessing.spawn(_worker, args=(str(tmp_path), _free_port()), nprocs=WORLD)
+    x, weights = _inputs()
+    # reference: the sum over ranks of each rank's loss, differentiated in one process
+    x_ref = x.clone().requires_grad_()
+    sum((weights[r] * x_ref**2).sum() for r in range(WORLD)).backward()
+    for rank in range(WORLD):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        assert result["world"] == WORLD
+        torch.testing.assert_close(result["gathered"], x)
+        torch.testing.assert_close(result["grad"], x_ref.grad[rank * 3 : (rank + 1) * 3])
+        expected_plain = torch.cat([x[r * 3 : (r + 1) * 3] + r for r in range(WORLD)])
+        torch.testing.assert_close(result["plain"], expected_plain)
