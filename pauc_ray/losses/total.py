@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pauc_ray.collectives import gather_rows, world_size
 from pauc_ray.config import PROTOTYPE_TERMS, LossConfig, method_preset
 from pauc_ray.losses._validation import (
     check_assignment_range,
 )
 from pauc_ray.losses.batch_prototypes import _batch_prototypes
-from pauc_ray.losses.gather import gather_rows, world_size
 from pauc_ray.losses.info_nce import _check_instance_inputs, _instance_logits
 from pauc_ray.losses.p_align import _p_align
 from pauc_ray.losses.p_corr import _p_corr

@@ -13,6 +13,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from pauc_ray.collectives import gather_rows, world_size
+
 
 class MoCo(nn.Module):
     """Query encoder ``f_q``, momentum key encoder ``f_k`` and a FIFO queue of keys.
@@ -95,7 +97,7 @@ class MoCo(nn.Module):
         """
         q = F.normalize((query_encoder or self.encoder_q)(x_q), dim=1)
         with torch.no_grad():
-            if self.training and shuffle_across_workers and _world_size() > 1:
+            if self.training and shuffle_across_workers and world_size() > 1:
                 shuffled, unshuffle = batch_shuffle_across_workers(x_k)
                 k = batch_unshuffle_across_workers(self.encoder_k(shuffled), unshuffle)
             elif self.training and self.bn_groups > 1:
@@ -141,23 +143,13 @@ class MoCo(nn.Module):
         return self.queue if filled >= self.queue.shape[0] else self.queue[:filled]
 
 
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
-
-
 @torch.no_grad()
 def batch_shuffle_across_workers(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """MoCo's ``_batch_shuffle_ddp``: this worker's share (B, ...) of the global key batch after
     one random permutation drawn on rank 0, and the index that undoes it. Every worker must
     hold the same ``B``. A key's BatchNorm statistics then come from samples of other workers,
     not from the batch its query saw (the information leak shuffle-BN exists to stop)."""
-    gathered = _gather(x)
+    gathered = gather_rows(x)
     permutation = torch.randperm(len(gathered), device=x.device)
     dist.broadcast(permutation, src=0)
     rank, size = dist.get_rank(), len(x)
@@ -168,6 +160,6 @@ def batch_shuffle_across_workers(x: torch.Tensor) -> tuple[torch.Tensor, torch.T
 @torch.no_grad()
 def batch_unshuffle_across_workers(y: torch.Tensor, unshuffle: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`batch_shuffle_across_workers`: this worker's own rows of ``y``."""
-    gathered = _gather(y)
+    gathered = gather_rows(y)
     rank, size = dist.get_rank(), len(y)
     return gathered[unshuffle[rank * size : (rank + 1) * size]]

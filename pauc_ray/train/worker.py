@@ -32,6 +32,7 @@ import ray.train.torch
 import torch
 
 from pauc_ray.checkpoint import read_checkpoint
+from pauc_ray.collectives import gather_rows
 from pauc_ray.config_io import from_dict
 from pauc_ray.data import sampler
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
@@ -40,7 +41,6 @@ from pauc_ray.data.ray_dataset import input_column, rows_from_object_store
 from pauc_ray.data.sharding import shard_bounds
 from pauc_ray.evaluation.embed import embed_arrays
 from pauc_ray.losses import TERM_NAMES
-from pauc_ray.losses.gather import gather_rows
 from pauc_ray.model.acceleration import compile_encoders, to_channels_last, use_channels_last
 from pauc_ray.model.backbones import EncoderSpec, build_encoder
 from pauc_ray.model.moco import MoCo

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from pauc_ray.losses.gather import gather_rows, world_size
+from pauc_ray.collectives import gather_rows, world_size
 
 WORLD = 2
 

@@ -1,4 +1,6 @@
-"""The global batch across processes, with the gradient sent back to each row's own process.
+"""Collectives across training processes, each finished before the next starts.
+
+The global batch across processes, with the gradient sent back to each row's own process.
 
 Hand-written because torch's own choices do not fit here: ``torch.distributed.nn.all_gather``
 is deprecated, and its replacement, ``torch.distributed._functional_collectives``, returns
@@ -6,8 +8,8 @@ before the collective finishes. With gloo that let the next collective start whi
 gather was still in flight on the other of ProcessGroupGloo's two threads; a two-worker
 Fashion-MNIST run (2026-12-05) hung that way, one rank's gloo thread spinning in a buffer's
 destructor after an all-gather and the other rank waiting in the backward's reduce-scatter
-(`docs/results.md`). Here every collective is issued and finished in the calling thread, one
-at a time, as in the GatherLayer of SimCLR-style code (solo-learn, lightly).
+(README, "Known problem"). Here every collective is issued and finished in the calling thread,
+one at a time, as in the GatherLayer of SimCLR-style code (solo-learn, lightly).
 """
 
 from __future__ import annotations
