@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from pauc_ray.collectives import gather_rows, world_size
+from pauc_ray.collectives import allreduce_one_at_a_time, gather_rows, world_size
 
 WORLD = 2
 
@@ -39,12 +39,26 @@ def _worker(rank: int, tmp_dir: str, port: int) -> None:
         # a different loss on every rank, each a function of the whole gathered batch
         (weights[rank] * gathered**2).sum().backward()
         plain = gather_rows(mine.detach() + rank)  # the path without gradient
+        # DDP with the hook against DDP's own: the same averaged gradients. Two buckets
+        # (bucket_cap_mb tiny), so the hook runs more than once per backward.
+        ddp_grads = []
+        for hook in (None, allreduce_one_at_a_time):
+            torch.manual_seed(0)
+            net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+            ddp = torch.nn.parallel.DistributedDataParallel(net, bucket_cap_mb=1e-4)
+            if hook is not None:
+                ddp.register_comm_hook(None, hook)
+            for _ in range(2):  # the second step runs on DDP's rebuilt buckets
+                ddp.zero_grad()
+                (ddp(x[rank * 3 : (rank + 1) * 3]) ** 2).sum().backward()
+            ddp_grads.append([p.grad.clone() for p in net.parameters()])
         torch.save(
             {
                 "gathered": gathered.detach(),
                 "grad": mine.grad,
                 "plain": plain,
                 "world": world_size(),
+                "ddp": ddp_grads,
             },
             f"{tmp_dir}/rank{rank}.pt",
         )
@@ -63,7 +77,7 @@ def test_one_process_gets_its_own_rows_back():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
-def test_two_processes_gather_in_rank_order_and_get_the_summed_gradient_of_their_rows(tmp_path):
+def test_two_processes_gather_in_rank_order_sum_gradients_and_average_ddp_buckets(tmp_path):
     torch.multiprocessing.spawn(_worker, args=(str(tmp_path), _free_port()), nprocs=WORLD)
     x, weights = _inputs()
     # reference: the sum over ranks of each rank's loss, differentiated in one process
@@ -76,3 +90,12 @@ def test_two_processes_gather_in_rank_order_and_get_the_summed_gradient_of_their
         torch.testing.assert_close(result["grad"], x_ref.grad[rank * 3 : (rank + 1) * 3])
         expected_plain = torch.cat([x[r * 3 : (r + 1) * 3] + r for r in range(WORLD)])
         torch.testing.assert_close(result["plain"], expected_plain)
+        default, hooked = result["ddp"]
+        for a, b in zip(default, hooked, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+    # and both are the average over the ranks' losses
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    (net(x) ** 2).sum().div(WORLD).backward()
+    for a, b in zip(result["ddp"][1], net.parameters(), strict=True):
+        torch.testing.assert_close(a, b.grad)

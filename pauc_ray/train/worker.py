@@ -32,7 +32,7 @@ import ray.train.torch
 import torch
 
 from pauc_ray.checkpoint import read_checkpoint
-from pauc_ray.collectives import gather_rows
+from pauc_ray.collectives import allreduce_one_at_a_time, gather_rows
 from pauc_ray.config_io import from_dict
 from pauc_ray.data import sampler
 from pauc_ray.data.augment import EvalTransform, TwoViewAugment
@@ -197,6 +197,8 @@ def _set_up(loop_config: dict[str, Any]) -> _Run:
             # seed, so syncing them once at init changes nothing); the queue never travels
             forward_sync_buffers=False,
         )
+        if torch.distributed.get_backend() == "gloo":  # see pauc_ray/collectives.py
+            query_encoder.register_comm_hook(None, allreduce_one_at_a_time)
     per_worker_batch = sampler.per_worker_batch(config.batch_size, world, config.bn_groups)
     steps_per_epoch = sampler.steps_per_epoch(loop_config["num_train"], world, per_worker_batch)
     for param_group in optimizer.param_groups:  # the config's rate, also after a resume
