@@ -29,6 +29,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     worker takes the tests without Ray (about 3 minutes of the ~15 a serial run took here);
     in one process (``-n 0``) the order is all the grouping does."""
     ray_items = [item for item in items if _uses_ray(item)]
+    # Tests that start Ray nodes of their own go last in the group, when the other worker is
+    # done: a raylet that starts under load can give up on its dashboard agent (Ray waits 15 s
+    # for the agent's port file, then aborts), and a node that never joins fails the test.
+    ray_items.sort(key=lambda item: item.get_closest_marker("starts_nodes") is not None)
     for item in ray_items:
         item.add_marker(pytest.mark.xdist_group("ray"))
     chosen = set(ray_items)

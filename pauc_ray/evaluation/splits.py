@@ -17,10 +17,12 @@ def labelled_split(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The four arrays as tensors (features in ``dtype``, labels int64), with the shapes
     checked: (N, D) and (M, D) features of the same width and one label per row."""
-    xtr = torch.as_tensor(np.asarray(train_features), dtype=dtype)
-    xte = torch.as_tensor(np.asarray(test_features), dtype=dtype)
-    ytr = torch.as_tensor(np.asarray(train_labels), dtype=torch.int64)
-    yte = torch.as_tensor(np.asarray(test_labels), dtype=torch.int64)
+    # copies: the arrays may be read-only (memory-mapped, or Ray's object store), which torch
+    # warns about when it shares their memory
+    xtr = torch.tensor(np.asarray(train_features), dtype=dtype)
+    xte = torch.tensor(np.asarray(test_features), dtype=dtype)
+    ytr = torch.tensor(np.asarray(train_labels), dtype=torch.int64)
+    yte = torch.tensor(np.asarray(test_labels), dtype=torch.int64)
     if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
         raise ValueError(
             f"train_features and test_features must be (N, D) and (M, D), got "

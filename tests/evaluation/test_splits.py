@@ -23,3 +23,14 @@ def test_a_split_comes_back_as_tensors_of_the_asked_dtype_with_int64_labels():
 def test_mismatched_shapes_are_refused_with_what_was_given(train, labels, test, message):
     with pytest.raises(ValueError, match=message):
         labelled_split(train, labels, test, np.zeros(len(test)))
+
+
+def test_read_only_arrays_are_copied_without_a_warning(recwarn):
+    x = np.ones((3, 2), dtype=np.float32)
+    x.setflags(write=False)
+    labels = np.zeros(3, dtype=np.int64)
+    labels.setflags(write=False)
+    xtr, ytr, _, _ = labelled_split(x, labels, x, labels)
+    xtr += 1  # its own memory
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+    assert x[0, 0] == 1 and ytr.tolist() == [0, 0, 0]

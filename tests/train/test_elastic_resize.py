@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.starts_nodes]
 
 
 def test_a_run_grows_when_a_node_joins_and_shrinks_when_it_leaves(tmp_path):
