@@ -28,6 +28,14 @@ def world_size() -> int:
     return dist.get_world_size()
 
 
+def _all_gather(x: Tensor) -> Tensor:
+    parts = [
+        torch.empty_like(x, memory_format=torch.contiguous_format) for _ in range(world_size())
+    ]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
 class _GatherRows(torch.autograd.Function):
     """Forward: every process's (B, ...) rows, concatenated in rank order (W*B, ...).
     Backward: the gradients of all processes are summed (all-reduce) and each process keeps
@@ -35,14 +43,12 @@ class _GatherRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x)
         ctx.rows = x.shape[0]
-        return torch.cat(parts, dim=0)
+        return _all_gather(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
-        grad = grad.contiguous().clone()
+        grad = grad.clone(memory_format=torch.contiguous_format)  # all_reduce writes in place
         dist.all_reduce(grad)
         start = dist.get_rank() * ctx.rows
         return grad[start : start + ctx.rows]
@@ -53,11 +59,7 @@ def gather_rows(x: Tensor) -> Tensor:
     itself in one process. Every process must pass the same shape."""
     if world_size() == 1:
         return x
-    if x.requires_grad:
-        return _GatherRows.apply(x.contiguous())
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)
+    return _GatherRows.apply(x) if x.requires_grad else _all_gather(x)
 
 
 # (no annotations: DDP compares them with its own types, and this module's are strings)
