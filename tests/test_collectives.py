@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
-
 import pytest
 import torch
+from gloo_processes import free_port, gloo_process
 
 from pauc_ray.collectives import allreduce_one_at_a_time, gather_rows, world_size
 
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,12 +18,7 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _worker(rank: int, tmp_dir: str, port: int) -> None:
-    torch.set_num_threads(1)
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    torch.distributed.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
-    try:
+    with gloo_process(rank, WORLD, port):
         x, weights = _inputs()
         mine = x[rank * 3 : (rank + 1) * 3].clone().requires_grad_()
         gathered = gather_rows(mine)
@@ -62,12 +48,6 @@ def _worker(rank: int, tmp_dir: str, port: int) -> None:
             },
             f"{tmp_dir}/rank{rank}.pt",
         )
-        torch.distributed.barrier()
-    finally:
-        torch.distributed.destroy_process_group()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # as in test_total: skip gloo's teardown once the results are written
 
 
 def test_one_process_gets_its_own_rows_back():
@@ -78,7 +58,7 @@ def test_one_process_gets_its_own_rows_back():
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_two_processes_gather_in_rank_order_sum_gradients_and_average_ddp_buckets(tmp_path):
-    torch.multiprocessing.spawn(_worker, args=(str(tmp_path), _free_port()), nprocs=WORLD)
+    torch.multiprocessing.spawn(_worker, args=(str(tmp_path), free_port()), nprocs=WORLD)
     x, weights = _inputs()
     # reference: the sum over ranks of each rank's loss, differentiated in one process
     x_ref = x.clone().requires_grad_()

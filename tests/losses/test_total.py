@@ -4,14 +4,12 @@ argument checks, and the global-batch prototypes of a 2-process gloo run."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import sys
 import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
+from gloo_processes import free_port, gloo_process
 from loss_references import (
     batch_prototypes_ref,
     info_nce_ref,
@@ -315,21 +313,8 @@ def test_bad_arguments(generator):
 # ---------------------------------------------------------------- two processes (gloo)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _distributed_worker(rank: int, world_size: int, tmp_dir: str, port: int) -> None:
-    torch.set_num_threads(1)
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    # A TCP store rather than a file store: a file store is deleted by the last rank to leave,
-    # which can abort a rank still reading it ("terminate called without an active exception").
-    torch.distributed.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
-    )
-    try:
+    with gloo_process(rank, world_size, port):
         q, k, queue, sets = torch.load(f"{tmp_dir}/inputs.pt", weights_only=False)
         rows = slice(rank * q.shape[0] // world_size, (rank + 1) * q.shape[0] // world_size)
         q_local = q[rows].clone().requires_grad_()
@@ -348,16 +333,6 @@ def _distributed_worker(rank: int, world_size: int, tmp_dir: str, port: int) -> 
             },
             f"{tmp_dir}/rank{rank}.pt",
         )
-        torch.distributed.barrier()  # no rank tears down while another still communicates
-    finally:
-        torch.distributed.destroy_process_group()
-    # Leave without the interpreter's teardown: now and then a C++ thread of gloo or its store
-    # is still joinable when static destructors run, which aborts the process ("terminate
-    # called without an active exception", SIGABRT) after its results were written. Only the
-    # success path gets here; an exception above still fails the spawn.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 @pytest.mark.slow
@@ -370,7 +345,7 @@ def test_gathered_prototypes_equal_the_single_process_full_batch(generator, tmp_
     torch.save((q, k, queue, sets), tmp_path / "inputs.pt")
 
     torch.multiprocessing.spawn(
-        _distributed_worker, args=(2, str(tmp_path), _free_port()), nprocs=2, join=True
+        _distributed_worker, args=(2, str(tmp_path), free_port()), nprocs=2, join=True
     )
 
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]

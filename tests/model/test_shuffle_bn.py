@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
-
 import pytest
 import torch
+from gloo_processes import free_port, gloo_process
 from torch import nn
 
 from pauc_ray.model.moco import MoCo
 
 pytestmark = pytest.mark.slow
 WORLD, B, DIM = 2, 6, 4
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Probe(nn.Module):
@@ -36,12 +27,7 @@ class Probe(nn.Module):
 
 
 def _worker(rank: int, tmp_dir: str, port: int) -> None:
-    torch.set_num_threads(1)
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    torch.distributed.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
-    try:
+    with gloo_process(rank, WORLD, port):
         x = torch.load(f"{tmp_dir}/inputs.pt")
         torch.manual_seed(0)
         model = MoCo(Probe(), queue_size=0, momentum=0.9)
@@ -59,19 +45,13 @@ def _worker(rank: int, tmp_dir: str, port: int) -> None:
         torch.save(
             {"shuffled": shuffled, "local": local, "sync": sync_out}, f"{tmp_dir}/rank{rank}.pt"
         )
-        torch.distributed.barrier()
-    finally:
-        torch.distributed.destroy_process_group()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_keys_are_normalised_with_another_workers_samples(tmp_path):
     x = torch.randn(WORLD * B, 3, generator=torch.Generator().manual_seed(5))
     torch.save(x, tmp_path / "inputs.pt")
-    torch.multiprocessing.spawn(_worker, args=(str(tmp_path), _free_port()), nprocs=WORLD)
+    torch.multiprocessing.spawn(_worker, args=(str(tmp_path), free_port()), nprocs=WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
     # the slow obvious reference: the same permutation of the global batch, cut into the
