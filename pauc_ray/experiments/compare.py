@@ -217,20 +217,30 @@ def _evaluate(config: CompareConfig, train_config, summary, eval_dir: Path) -> d
     from pauc_ray.export import load_exported_model
 
     done = eval_dir / EVAL_FILE
-    if done.is_file():  # reused only when it evaluated this export with these settings
+    if done.is_file():
         result = json.loads(done.read_text())
-        wanted = json.loads(json.dumps(dataclasses.asdict(config.evaluation), default=str))
-        stored = result.get("settings", {})
-        same = all(
-            stored.get(k) == v for k, v in wanted.items() if k not in ("num_clusters", "device")
-        )
-        if same and _same_export(result.get("model"), summary["export"]):
+        if evaluated_alike(result, config.evaluation, summary["export"]):
             return result
     model = load_exported_model(
         Path(config.out, "runs", train_config.name, Path(summary["export"]).name)
     )
     dataset_dir = resolve_dataset(train_config.dataset, train_config.data_dir, train_config.seed)
     return evaluate_model(model, dataset_dir, eval_dir, config.evaluation, config.dataset)
+
+
+# evaluation settings that change how the numbers are computed, not what they are: where the
+# encoder runs and how many samples go through it at once (eval mode: no batch statistics);
+# num_clusters is resolved from the model's own config when None
+_NOT_IN_THE_NUMBERS = ("num_clusters", "device", "batch_size")
+
+
+def evaluated_alike(result: dict[str, Any], evaluation: EvalConfig, export: str) -> bool:
+    """Whether a stored ``eval.json`` evaluated this run's export with these settings (up to
+    ``_NOT_IN_THE_NUMBERS``), so it can be reused instead of evaluating again."""
+    wanted = json.loads(json.dumps(dataclasses.asdict(evaluation), default=str))
+    stored = result.get("settings", {})
+    same = all(stored.get(k) == v for k, v in wanted.items() if k not in _NOT_IN_THE_NUMBERS)
+    return same and _same_export(result.get("model"), export)
 
 
 def _same_export(a: str | None, b: str | None) -> bool:

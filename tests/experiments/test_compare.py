@@ -12,6 +12,7 @@ import yaml
 from pauc_ray import evaluate
 from pauc_ray.checkpoint import write_checkpoint
 from pauc_ray.data import PrepareConfig, prepare
+from pauc_ray.evaluation.report import EvalConfig
 from pauc_ray.experiments import compare
 
 
@@ -272,3 +273,19 @@ def test_curves_average_the_seeds_of_each_variant(tmp_path):
     empty = [{"variant": "pcl", "seed": 0, "error": None, "run_dir": str(tmp_path / "none")}]
     assert not compare.draw_curves(empty, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_a_stored_evaluation_is_reused_only_when_its_numbers_would_be_the_same():
+    settings = json.loads(json.dumps(dataclasses.asdict(EvalConfig()), default=str))
+    stored = {"model": "/old/checkout/runs/pauc-seed0/export", "settings": settings}
+    here = "/new/checkout/runs/pauc-seed0/export"
+    assert compare.evaluated_alike(stored, EvalConfig(), here)
+    # where the encoder ran and its batch change no number: an evaluation at batch 1024 on
+    # another device is still this one
+    older = {**stored, "settings": {**settings, "batch_size": 1024, "device": "cuda"}}
+    assert compare.evaluated_alike(older, EvalConfig(), here)
+    # any setting in the numbers, or another run's export, is evaluated again
+    assert not compare.evaluated_alike(stored, EvalConfig(knn_ks=(10,)), here)
+    assert not compare.evaluated_alike(stored, EvalConfig(seed=1), here)
+    assert not compare.evaluated_alike(stored, EvalConfig(), "/x/runs/pauc-seed1/export")
+    assert not compare.evaluated_alike({"settings": settings}, EvalConfig(), here)
