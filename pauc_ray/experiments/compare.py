@@ -13,7 +13,8 @@ metric's mean and standard deviation over seeds, and each variant against PCL pa
 A run whose ``summary.json`` and export exist is not trained again, one with a checkpoint but
 no summary is resumed, and an existing ``eval.json`` is reused, so the same command continues
 an interrupted comparison. (The wall time of a resumed run counts only its resumed part.) A
-run folder trained with other settings is an error, never silently reused.
+run folder trained with other settings is an error, never silently reused (settings of where
+and how it executes, such as storage, data_dir or channels_last, do not count).
 
 The runs start from the dataset's shipped recipe (:mod:`pauc_ray.recipes`; for Fashion-MNIST a
 small ConvNet measured to beat raw-pixel kNN on a 2-core CPU); flags override it. Two baseline
@@ -180,6 +181,22 @@ def train_config_for(config: CompareConfig, variant: str, seed: int):
     return resolve_config(merge(base, shared), config.recipe)
 
 
+# TrainConfig settings that say where a run lives and how it executes, not what it learns: a
+# run trained with other values of these is the same run (channels_last: the same values up to
+# rounding, benchmarks/RESULTS.md; it changed from False to auto after some records were kept)
+_WHERE_AND_HOW = (
+    "storage",
+    "data_dir",
+    "channels_last",
+    "checkpoint_every",
+    "checkpoint_upload",
+    "cpus_per_worker",
+    "max_failures",
+    "mlflow_experiment",
+    "mlflow_uri",
+)
+
+
 def _train(train_config) -> dict[str, Any]:
     from pauc_ray.checkpoint import find_latest_checkpoint
     from pauc_ray.train.driver import run_training
@@ -192,7 +209,9 @@ def _train(train_config) -> dict[str, Any]:
         # behaviour from before it existed
         defaults = json.loads(type(train_config)().to_json())
         changed = sorted(
-            k for k in expected if k != "storage" and saved.get(k, defaults[k]) != expected[k]
+            k
+            for k in expected
+            if k not in _WHERE_AND_HOW and saved.get(k, defaults[k]) != expected[k]
         )
         if changed:
             raise ValueError(

@@ -109,6 +109,11 @@ def test_a_run_with_a_checkpoint_but_no_summary_is_resumed(tmp_path, monkeypatch
     (run_dir / "config.json").write_text(json.dumps(older))
     with pytest.raises(ValueError, match=r"other settings \(precision\)"):
         compare._train(train_config)
+    # where and how it ran (the memory format, another checkout's data folder) is the same run
+    elsewhere = {**json.loads(train_config.to_json()), "channels_last": False}
+    elsewhere["data_dir"] = "/another/checkout/data"
+    (run_dir / "config.json").write_text(json.dumps(elsewhere))
+    assert compare._train(train_config) == {"error": None, "export": "e"}
     (run_dir / "config.json").write_text(train_config.to_json())
     other = compare.train_config_for(dataclasses.replace(config, epochs=7), "pauc", 0)
     with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
