@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+# the Ray tests in one xdist worker, first (the hook is found by its name in this module)
+from ray_test_group import pytest_collection_modifyitems  # noqa: F401
+
 
 @pytest.fixture
 def generator() -> torch.Generator:
@@ -15,28 +18,6 @@ def generator() -> torch.Generator:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
-
-
-def _uses_ray(item: pytest.Item) -> bool:
-    return item.get_closest_marker("ray") is not None or "ray_cluster" in item.fixturenames
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test that uses Ray goes into one ``xdist_group`` and to the front of the run.
-
-    ``pytest -n 2 --dist loadgroup`` (the default, ``pyproject.toml``) then runs them one after
-    another in one worker, on the one shared cluster below, from the start, while the other
-    worker takes the tests without Ray (about 3 minutes of the ~15 a serial run took here);
-    in one process (``-n 0``) the order is all the grouping does."""
-    ray_items = [item for item in items if _uses_ray(item)]
-    # Tests that start Ray nodes of their own go last in the group, when the other worker is
-    # done: a raylet that starts under load can give up on its dashboard agent (Ray waits 15 s
-    # for the agent's port file, then aborts), and a node that never joins fails the test.
-    ray_items.sort(key=lambda item: item.get_closest_marker("starts_nodes") is not None)
-    for item in ray_items:
-        item.add_marker(pytest.mark.xdist_group("ray"))
-    chosen = set(ray_items)
-    items[:] = ray_items + [item for item in items if item not in chosen]
 
 
 @pytest.fixture(scope="session")
