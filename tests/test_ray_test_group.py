@@ -40,18 +40,19 @@ FIXTURE_TESTS = textwrap.dedent(
         record("fixture_b")
     """
 )
+PLAIN_COUNT = 8
 PLAIN_TESTS = textwrap.dedent(
     """
     import time
     import pytest
     from record import record
 
-    @pytest.mark.parametrize("i", range(8))
+    @pytest.mark.parametrize("i", range({plain_count}))
     def test_plain(i):
         time.sleep(0.1)
-        record(f"plain{i}")
+        record(f"plain{{i}}")
     """
-)
+).format(plain_count=PLAIN_COUNT)
 RECORD = textwrap.dedent(
     """
     import os
@@ -127,7 +128,7 @@ def test_under_xdist_every_ray_test_runs_in_one_worker_first_and_node_starters_l
     assert names[: len(RAY_NAMES)] == ray_run, f"a plain test ran before a Ray test: {names}"
     assert ray_run[-1] == "nodes", ray_run
     plain = [name for names in ran.values() for name in names if name.startswith("plain")]
-    assert sorted(plain) == sorted(f"plain{i}" for i in range(8))
+    assert sorted(plain) == sorted(f"plain{i}" for i in range(PLAIN_COUNT))
 
 
 def test_in_one_process_ray_tests_go_first_and_node_starters_last(tmp_path):
@@ -135,4 +136,4 @@ def test_in_one_process_ray_tests_go_first_and_node_starters_last(tmp_path):
     names = ran["main"]
     assert set(names[: len(RAY_NAMES)]) == RAY_NAMES
     assert names[len(RAY_NAMES) - 1] == "nodes"
-    assert len(names) == len(RAY_NAMES) + 8
+    assert len(names) == len(RAY_NAMES) + PLAIN_COUNT
